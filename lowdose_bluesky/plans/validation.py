@@ -1,0 +1,110 @@
+"""Validation of ``lowdose_tomo_plan`` arguments, done before anything moves."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+__all__ = ["TomoScanSpec"]
+
+
+def _finite(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+class TomoScanSpec(BaseModel):
+    """The validated geometry and exposures of one low-dose tomography scan.
+
+    Every check raises ``ValueError`` naming the value received and what is allowed.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    reference_angles: tuple[float, ...]
+    long_exposure: float
+    short_exposure: float
+    start: float
+    stop: float
+    num_projections: int
+    num_darks: int
+    num_flats: int
+    flat_offset: float
+    has_sample_stage: bool
+    has_shutter: bool
+
+    @field_validator("reference_angles", mode="before")
+    @classmethod
+    def _angles(cls, value: Any) -> tuple[float, ...]:
+        if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
+            raise ValueError(f"reference_angles must be a sequence of angles in degrees, "
+                             f"got {value!r}")
+        angles = tuple(_finite("reference angle", a) for a in value)
+        if not angles:
+            raise ValueError("reference_angles must hold at least one angle, got an empty "
+                             "sequence (the long/short training pairs are taken there)")
+        if len(set(angles)) != len(angles):
+            raise ValueError(f"reference_angles must be distinct, got {list(angles)}")
+        return angles
+
+    @field_validator("long_exposure", "short_exposure", "start", "stop", "flat_offset",
+                     mode="before")
+    @classmethod
+    def _number(cls, value: Any, info: Any) -> float:
+        return _finite(info.field_name, value)
+
+    @field_validator("num_projections", "num_darks", "num_flats", mode="before")
+    @classmethod
+    def _count(cls, value: Any, info: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ValueError(f"{info.field_name} must be an integer, got {value!r}")
+        if value < 0:
+            raise ValueError(f"{info.field_name} must be >= 0, got {value}")
+        return int(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TomoScanSpec:
+        if self.short_exposure <= 0 or self.long_exposure <= 0:
+            raise ValueError(f"exposures must be > 0 s, got long_exposure={self.long_exposure}, "
+                             f"short_exposure={self.short_exposure}")
+        if self.long_exposure <= self.short_exposure:
+            raise ValueError(f"long_exposure must be longer than short_exposure, got "
+                             f"long_exposure={self.long_exposure} <= "
+                             f"short_exposure={self.short_exposure}")
+        if self.num_projections < 2:
+            raise ValueError(f"num_projections must be >= 2, got {self.num_projections}")
+        if self.stop == self.start:
+            raise ValueError(f"start and stop must differ, got start=stop={self.start}")
+        lo, hi = sorted((self.start, self.stop))
+        outside = [a for a in self.reference_angles if not lo <= a <= hi]
+        if outside:
+            raise ValueError(f"reference angles {outside} lie outside the rotation range "
+                             f"[{lo}, {hi}] deg")
+        if self.num_flats > 0 and not self.has_sample_stage:
+            raise ValueError(f"num_flats={self.num_flats} flats requested but no sample_x stage "
+                             "was given to move the sample out of the beam; pass sample_x= or "
+                             "num_flats=0")
+        if self.num_darks > 0 and not self.has_shutter:
+            raise ValueError(f"num_darks={self.num_darks} darks requested but no shutter was "
+                             "given to close the beam; pass shutter= or num_darks=0")
+        if self.num_flats > 0 and self.flat_offset == 0:
+            raise ValueError("flat_offset must be non-zero to move the sample out of the beam "
+                             "for flats, got 0")
+        return self
+
+    @property
+    def angles(self) -> np.ndarray:
+        """The rotation angles, evenly spaced from start to stop inclusive."""
+        return np.linspace(self.start, self.stop, self.num_projections)
+
+    @property
+    def dose_ratio(self) -> float:
+        """Long over short exposure."""
+        return self.long_exposure / self.short_exposure

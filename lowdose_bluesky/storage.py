@@ -1,0 +1,177 @@
+"""Tiled storage: an embedded server (default) or a remote one, and the run writer.
+
+``connect()`` with no URI starts a :class:`tiled.server.SimpleTiledServer` on
+loopback with a random API key, able to read the detector's HDF5 files.
+``subscribe_writer()`` streams every run into the ``raw`` container (spec
+``CatalogOfBlueskyRuns``) with ``bluesky_tiled_plugins.TiledWriter``, so runs
+are found from Tiled (``client["raw"][uid]``) and databroker
+(``databroker.Broker(client["raw"])``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tiled.client import from_uri
+from tiled.client.container import Container
+from tiled.server import SimpleTiledServer
+
+__all__ = [
+    "API_KEY_ENV",
+    "RAW",
+    "RESULTS",
+    "close_embedded_servers",
+    "connect",
+    "ensure_container",
+    "subscribe_writer",
+]
+
+log = logging.getLogger(__name__)
+
+#: Container of raw Bluesky runs.
+RAW = "raw"
+#: Container of derived (analysis) results.
+RESULTS = "results"
+#: Environment variable holding the API key of a non-embedded Tiled server.
+API_KEY_ENV = "LOWDOSE_TILED_API_KEY"
+#: Default number of events TiledWriter buffers before writing (see ADR 0003).
+DEFAULT_BATCH_SIZE = 50
+
+_servers: weakref.WeakValueDictionary[int, SimpleTiledServer] = weakref.WeakValueDictionary()
+_all_servers: list[SimpleTiledServer] = []
+_shutdown_hook_installed = False
+_lock = threading.Lock()
+
+
+def close_embedded_servers() -> None:
+    """Stop every embedded server started by :func:`connect` (idempotent)."""
+    with _lock:
+        servers, _all_servers[:] = list(_all_servers), []
+    for server in servers:
+        try:
+            server.close()
+        except Exception:  # pragma: no cover - best effort at shutdown
+            log.exception("closing embedded Tiled server failed")
+
+
+def _install_shutdown_hook() -> None:
+    # SimpleTiledServer serves from a non-daemon thread, and Python joins those
+    # *before* atexit handlers run: a plain atexit hook would never be reached.
+    # threading's own pre-join hook (used by concurrent.futures) runs first.
+    global _shutdown_hook_installed
+    if not _shutdown_hook_installed:
+        threading._register_atexit(close_embedded_servers)  # type: ignore[attr-defined]
+        _shutdown_hook_installed = True
+
+
+def connect(uri: str | None = None, *, directory: str | os.PathLike[str] | None = None,
+            readable_storage: Iterable[str | os.PathLike[str]] = (),
+            api_key: str | None = None) -> Container:
+    """Return a Tiled client, starting an embedded server when no URI is given.
+
+    Parameters
+    ----------
+    uri
+        URI of an existing Tiled server. Its API key comes from ``api_key``, the
+        URI itself, or the environment variable ``LOWDOSE_TILED_API_KEY`` (never
+        hard-coded).
+    directory
+        Embedded server only: keep catalog and written data here (persistent across
+        sessions). Default: a temporary directory removed when the server stops.
+    readable_storage
+        Embedded server only: directories whose files (the detector's HDF5 files)
+        the server may read.
+    api_key
+        API key for a remote server.
+
+    Returns
+    -------
+    tiled.client.container.Container
+        The root node. For an embedded server, ``client.embedded_server`` is the
+        server object (kept alive as long as the client is) and the server is stopped
+        automatically when the interpreter exits.
+
+    Raises
+    ------
+    ValueError
+        If arguments are inconsistent or a directory does not exist.
+    ConnectionError
+        If the server at ``uri`` cannot be reached.
+    """
+    if uri is not None:
+        if directory is not None or tuple(readable_storage):
+            raise ValueError("directory and readable_storage configure an embedded server; "
+                             f"they cannot be used with uri={uri!r}")
+        key = api_key or os.environ.get(API_KEY_ENV)
+        try:
+            return from_uri(uri, api_key=key) if key else from_uri(uri)
+        except Exception as exc:
+            raise ConnectionError(f"cannot reach Tiled at {_redact(uri)}: {exc}") from exc
+    storage = []
+    for path in readable_storage:
+        p = Path(path).expanduser().resolve()
+        if not p.is_dir():
+            raise ValueError(f"readable_storage entry {str(path)!r} is not an existing directory")
+        storage.append(p)
+    if directory is not None:
+        Path(directory).expanduser().mkdir(parents=True, exist_ok=True)
+    server = SimpleTiledServer(directory=directory, readable_storage=storage or None)
+    with _lock:
+        _all_servers.append(server)
+        _install_shutdown_hook()
+    client = from_uri(server.uri)
+    client.embedded_server = server  # keep the server alive with the client
+    log.info("embedded Tiled server at http://127.0.0.1:%s (data in %s)", server.port,
+             server.directory)
+    return client
+
+
+def _redact(uri: str) -> str:
+    """Drop query strings (they may hold an API key) before a URI is logged or shown."""
+    return uri.split("?", 1)[0]
+
+
+def ensure_container(client: Container, key: str, *, specs: list[str] | None = None,
+                     metadata: dict[str, Any] | None = None) -> Container:
+    """Return ``client[key]``, creating the container if it does not exist."""
+    if key in client:
+        return client[key]
+    return client.create_container(key, specs=specs or [], metadata=metadata or {})
+
+
+def subscribe_writer(RE: Any, client: Container, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                     backup_directory: str | os.PathLike[str] | None = None) -> int:
+    """Subscribe a ``TiledWriter`` that stores every run in ``client["raw"]``.
+
+    Parameters
+    ----------
+    RE
+        The RunEngine.
+    client
+        Root Tiled client (from :func:`connect`).
+    batch_size
+        Events buffered before each write: small values make runs visible in Tiled
+        sooner, larger ones acquire faster (see ``benchmarks/RESULTS.md``).
+    backup_directory
+        Where TiledWriter writes JSON-lines backups of runs it fails to store.
+
+    Returns
+    -------
+    int
+        The subscription token (for ``RE.unsubscribe``).
+    """
+    from bluesky_tiled_plugins import TiledWriter
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    raw = ensure_container(client, RAW, specs=["CatalogOfBlueskyRuns"])
+    writer = TiledWriter(raw, batch_size=batch_size,
+                         backup_directory=None if backup_directory is None
+                         else str(backup_directory))
+    return RE.subscribe(writer)
