@@ -10,6 +10,7 @@ are found from Tiled (``client["raw"][uid]``) and databroker
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -17,7 +18,9 @@ import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 from tiled.client import from_uri
 from tiled.client.container import Container
 from tiled.server import SimpleTiledServer
@@ -109,8 +112,9 @@ def connect(uri: str | None = None, *, directory: str | os.PathLike[str] | None 
             raise ValueError("directory and readable_storage configure an embedded server; "
                              f"they cannot be used with uri={uri!r}")
         key = api_key or os.environ.get(API_KEY_ENV)
+        _check_reachable(uri)
         try:
-            return from_uri(uri, api_key=key) if key else from_uri(uri)
+            return from_uri(uri, api_key=key, structure_clients=_own_structure_clients())
         except Exception as exc:
             raise ConnectionError(f"cannot reach Tiled at {_redact(uri)}: {exc}") from exc
     storage = []
@@ -125,11 +129,37 @@ def connect(uri: str | None = None, *, directory: str | os.PathLike[str] | None 
     with _lock:
         _all_servers.append(server)
         _install_shutdown_hook()
-    client = from_uri(server.uri)
+    client = from_uri(server.uri, structure_clients=_own_structure_clients())
     client.embedded_server = server  # keep the server alive with the client
     log.info("embedded Tiled server at http://127.0.0.1:%s (data in %s)", server.port,
              server.directory)
     return client
+
+
+def _own_structure_clients() -> Any:
+    """A private copy of Tiled's client registry for each connection.
+
+    ``databroker.Broker(client["raw"])`` switches the registry of the client it wraps to
+    the v2 run layout (``run[stream]["data"][key]``) by mutating a registry that tiled
+    shares between all clients by default. With its own copy, one connection's
+    databroker view cannot change what ``client["raw"][uid][stream][key]`` means on
+    another.
+    """
+    from tiled.client.constructors import DEFAULT_STRUCTURE_CLIENT_DISPATCH
+
+    Container.discover_clients_from_entrypoints()  # register BlueskyRun & co. first
+    return copy.deepcopy(DEFAULT_STRUCTURE_CLIENT_DISPATCH["numpy"])
+
+
+def _check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast (instead of the client's retries) when nothing answers at ``uri``."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"Tiled URI must be http(s)://host:port/..., got {_redact(uri)!r}")
+    try:
+        httpx.get(f"{parts.scheme}://{parts.netloc}/healthz", timeout=timeout, trust_env=False)
+    except httpx.HTTPError as exc:
+        raise ConnectionError(f"cannot reach Tiled at {_redact(uri)}: {exc}") from None
 
 
 def _redact(uri: str) -> str:

@@ -93,9 +93,12 @@ class HDF5FrameWriter:
         if self._file is None:
             raise OSError(f"HDF5 file {self.path} is closed; stage the detector again")
         index = self._n
-        self._dset.resize(index + 1, axis=0)
-        self._dset[index] = frame
-        self._dset.flush()
+        try:
+            self._dset.resize(index + 1, axis=0)
+            self._dset[index] = frame
+            self._dset.flush()
+        except Exception as exc:
+            raise OSError(f"could not write frame {index} to {self.path}: {exc}") from exc
         self._n += 1
         datum_id = f"{self.resource_uid}/{index}"
         self._pending.append(("datum", {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from .optics import SimOptics
 __all__ = ["SimCamera"]
 
 UINT16_MAX = np.iinfo(np.uint16).max
+_NOISE_BANDS = 2
 
 
 class _ImageSignal(Signal):
@@ -87,7 +89,11 @@ class SimCamera(Device):
         self.data_dir = Path(data_dir)
         self.realistic_timing = bool(realistic_timing)
         self.seed = seed
-        self._rng = np.random.default_rng(seed)
+        # One generator per band of rows: bands are drawn in parallel threads
+        # (numpy releases the GIL) and the result does not depend on timing.
+        self._rngs = [np.random.default_rng(s)
+                      for s in np.random.SeedSequence(seed).spawn(_NOISE_BANDS)]
+        self._pool = ThreadPoolExecutor(_NOISE_BANDS, thread_name_prefix=f"{name}-noise")
         self.flat_field = (flat_field if flat_field is not None
                            else smooth_flat_field(self.frame_shape, seed=seed)).astype(np.float32)
         self._writer: HDF5FrameWriter | None = None
@@ -105,13 +111,23 @@ class SimCamera(Device):
     def acquire_frame(self, exposure: float) -> np.ndarray:
         """Draw one noisy ``uint16`` frame for the current beam state."""
         lam = self.expected_counts(exposure)
-        counts = self._rng.poisson(lam).astype(np.float32)
+        frame = np.empty(self.frame_shape, dtype=np.uint16)
+        bands = np.array_split(np.arange(self.frame_shape[0]), _NOISE_BANDS)
+        jobs = [self._pool.submit(self._noisy_band, lam[b[0]:b[-1] + 1], exposure, rng,
+                                  frame[b[0]:b[-1] + 1])
+                for b, rng in zip(bands, self._rngs, strict=True) if b.size]
+        for job in jobs:
+            job.result()
+        return frame
+
+    def _noisy_band(self, lam: np.ndarray, exposure: float, rng: np.random.Generator,
+                    out: np.ndarray) -> None:
+        counts = rng.poisson(lam).astype(np.float32)
         counts += self.dark_current * exposure
         if self.read_noise > 0:
-            counts += self.read_noise * self._rng.standard_normal(self.frame_shape,
-                                                                  dtype=np.float32)
+            counts += self.read_noise * rng.standard_normal(lam.shape, dtype=np.float32)
         np.clip(np.rint(counts, out=counts), 0, UINT16_MAX, out=counts)
-        return counts.astype(np.uint16)
+        out[...] = counts
 
     # -------------------------------------------------------- bluesky protocol
     def stage(self) -> list[Any]:
