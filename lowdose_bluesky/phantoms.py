@@ -121,7 +121,8 @@ class Phantom:
         """
         angles = np.atleast_1d(np.asarray(angles_deg, dtype=np.float64))
         if angles.ndim != 1 or not np.all(np.isfinite(angles)):
-            raise ValueError(f"angles_deg must be finite scalars or a 1-D sequence, got {angles_deg!r}")
+            raise ValueError("angles_deg must be finite scalars or a 1-D sequence, "
+                             f"got {angles_deg!r}")
         if not np.isfinite(offset):
             raise ValueError(f"offset must be finite, got {offset!r}")
         out = np.empty((angles.size, self.shape[0], self.shape[2]), dtype=np.float32)
@@ -229,7 +230,8 @@ def _shape_of(size: int | tuple[int, int]) -> tuple[int, int]:
         try:
             height, width = (int(s) for s in size)
         except (TypeError, ValueError):
-            raise ValueError(f"size must be an int or a (height, width) pair, got {size!r}") from None
+            raise ValueError(
+                f"size must be an int or a (height, width) pair, got {size!r}") from None
     if height < 8 or width < 8:
         raise ValueError(f"phantom size must be at least 8 voxels in each direction, got {size!r}")
     return height, width
@@ -280,8 +282,8 @@ def spheres_in_cube(size: int | tuple[int, int], n_spheres: int | None = None, *
         attempts += 1
         if attempts > max_attempts:
             raise ValueError(
-                f"could place only {len(radii)} of {n_spheres} non-overlapping spheres in a cube of "
-                f"side {side:.1f} voxels; ask for fewer spheres or a larger size"
+                f"could place only {len(radii)} of {n_spheres} non-overlapping spheres in a "
+                f"cube of side {side:.1f} voxels; ask for fewer spheres or a larger size"
             )
         r = rng.uniform(d_min, d_max) / 2
         c = rng.uniform(-half + r + 0.5, half - r - 0.5, size=3)

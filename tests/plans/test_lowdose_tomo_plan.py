@@ -12,6 +12,7 @@ from ophyd import Signal
 
 from lowdose_bluesky.plans import lowdose_tomo_plan
 
+
 def _pause_now(RE):
     """Request an immediate pause from inside a msg_hook (which runs on the RE's loop).
 
@@ -47,7 +48,8 @@ def test_messages_in_order(txm):
     assert rot_moves == [30.0, 120.0, *np.linspace(0, 180, 7)]
     shutter_moves = [m.args[0] for m in msgs if m.command == "set" and m.obj is txm.shutter]
     assert shutter_moves[0] == "close" and shutter_moves[-1] == "close"  # finalize closes
-    exposures = [m.args[0] for m in msgs if m.command == "set" and m.obj is txm.detector.exposure_time]
+    exposure = txm.detector.exposure_time
+    exposures = [m.args[0] for m in msgs if m.command == "set" and m.obj is exposure]
     assert exposures == [1.0, 8.0, 1.0, 8.0, 8.0, 1.0, 8.0, 1.0, 1.0]
 
 
@@ -63,7 +65,8 @@ def test_full_run_documents(RE, collector, txm):
     assert start["simulation"]["phantom"]["name"] == "spheres_in_cube"
     assert start["sample"] == "phantom A"
     assert collector.of("stop")[0]["exit_status"] == "success"
-    assert {d["name"] for d in collector.of("descriptor")} == {"dark", "flat", "reference", "primary"}
+    streams = {d["name"] for d in collector.of("descriptor")}
+    assert streams == {"dark", "flat", "reference", "primary"}
     key = "det_image"
     for stream, n, exposures in (("dark", 4, [1.0] * 2 + [8.0] * 2),
                                  ("flat", 6, [1.0] * 3 + [8.0] * 3),

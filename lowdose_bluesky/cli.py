@@ -1,0 +1,73 @@
+"""The ``lowdose-bluesky`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _positive_int(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from .scan import simulated_scan
+
+    summary = simulated_scan(args.data_dir, size=args.size, projections=args.projections,
+                             dose_ratio=args.dose_ratio, seed=args.seed)
+    print(f"Run {summary.uid} acquired in {summary.seconds:.1f} s.")
+    for stream, shape in summary.shapes.items():
+        print(f"  {stream:<10} {shape}")
+    print(f"HDF5 frames : {summary.frames_dir}")
+    print(f"Tiled data  : {summary.catalog_dir}")
+    print("Read it back in Python:")
+    print("  from lowdose_bluesky.storage import connect")
+    print(f"  client = connect(directory={str(summary.catalog_dir)!r}, "
+          f"readable_storage=[{str(summary.frames_dir)!r}])")
+    print(f"  client['raw']['{summary.uid}']['primary']['det_image'].read()")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(prog="lowdose-bluesky", description=(
+        "Low-dose X-ray tomography inside Bluesky."))
+    sub = parser.add_subparsers(dest="command", required=True)
+    scan = sub.add_parser("scan", help="acquire one simulated low-dose scan into an embedded "
+                                       "Tiled server and print where the data went")
+    scan.add_argument("--size", type=_positive_int(16), default=128,
+                      help="detector width and height in pixels (default 128)")
+    scan.add_argument("--projections", type=_positive_int(2), default=181,
+                      help="short-exposure projections over 0..180 deg (default 181)")
+    scan.add_argument("--dose-ratio", type=float, default=15.0,
+                      help="long / short exposure (default 15)")
+    scan.add_argument("--seed", type=int, default=0, help="phantom and noise seed")
+    scan.add_argument("--data-dir", type=Path, default=Path("lowdose_data"),
+                      help="where frames and the Tiled catalog go (default ./lowdose_data)")
+    scan.set_defaults(func=_scan)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``lowdose-bluesky``."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as exc:
+        print(f"lowdose-bluesky: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
