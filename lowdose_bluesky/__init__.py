@@ -21,6 +21,8 @@ _LAZY = {
     "subscribe_writer": "lowdose_bluesky.storage",
     "spheres_in_cube": "lowdose_bluesky.phantoms",
     "shepp_logan_3d": "lowdose_bluesky.phantoms",
+    "results": "lowdose_bluesky.result_store",
+    "LiveEnhancer": "lowdose_bluesky.callbacks",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -1,0 +1,222 @@
+"""``LiveEnhancer``: train during the scan, enhance frames as they arrive, store results."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..result_store import result_by_uid, write_result
+from .frame_source import FileFrameSource, FrameRef, FrameSource
+from .processing import AnalysisSettings, RunProcessor
+
+__all__ = ["LiveEnhancer"]
+
+log = logging.getLogger(__name__)
+_STOP = object()
+
+
+class LiveEnhancer:
+    """A Bluesky callback that runs the low-dose analysis of every run it sees.
+
+    Use as ``RE.subscribe(live)`` or under a ``RemoteDispatcher``. The callback only
+    records documents and queues work: training, enhancement, reconstruction and
+    writing happen on one background worker thread, so the RunEngine never waits and
+    an analysis failure never aborts the scan.
+
+    Parameters
+    ----------
+    client
+        Root Tiled client; results go to ``client["results"]``.
+    arch, epochs, device
+        Network, maximum training epochs, ``"auto" | "cpu" | "cuda"``.
+    reconstruct
+        Reconstruct raw and enhanced volumes after the stop document.
+    pretrained
+        A result uid (its stored checkpoint), a checkpoint path, or an Enhancer: fine-tune
+        it for ``fine_tune_epochs`` (or use it as is with ``skip_training=True``).
+    frame_source
+        Where frames are read: :class:`FileFrameSource` (default, same machine) or
+        :class:`TiledFrameSource` (another machine).
+    batch_size
+        Frames per enhancement batch.
+    progress
+        tqdm progress bars.
+    train_options
+        Extra keyword arguments of :func:`lowdose_bluesky.model.train_enhancer`.
+    """
+
+    def __init__(self, client: Any, *, arch: str = "unet", epochs: int = 30,
+                 device: str = "auto", reconstruct: bool = True, pretrained: Any = None,
+                 skip_training: bool = False, fine_tune_epochs: int = 5, batch_size: int = 8,
+                 frame_source: FrameSource | None = None, seed: int = 0, progress: bool = True,
+                 train_options: dict[str, Any] | None = None) -> None:
+        if skip_training and pretrained is None:
+            raise ValueError("skip_training=True needs a pretrained model (pretrained=None given)")
+        for name, value in (("epochs", epochs), ("batch_size", batch_size),
+                            ("fine_tune_epochs", fine_tune_epochs)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.client = client
+        self.settings = AnalysisSettings(
+            arch=arch, epochs=epochs, device=device, reconstruct=reconstruct,
+            pretrained=pretrained, skip_training=skip_training,
+            fine_tune_epochs=fine_tune_epochs, batch_size=batch_size, seed=seed,
+            progress=progress, train_options=dict(train_options or {}))
+        self.source = frame_source if frame_source is not None else FileFrameSource()
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._descriptors: dict[str, str] = {}
+        self._counters: dict[str, int] = {}
+        self._run_uid: str | None = None
+        self._done: dict[str, threading.Event] = {}
+        self._outcome: dict[str, tuple[str | None, BaseException | None]] = {}
+        self._last_run: str | None = None
+        self._worker = threading.Thread(target=self._work, name="lowdose-live-enhancer",
+                                        daemon=True)
+        self._worker.start()
+
+    # ---------------------------------------------------------- RunEngine side
+    def __call__(self, name: str, doc: dict[str, Any]) -> None:
+        """Receive a document (never raises into the RunEngine)."""
+        try:
+            getattr(self, f"_on_{name}", lambda d: None)(doc)
+        except Exception:
+            log.exception("LiveEnhancer could not handle a %r document", name)
+
+    def _on_start(self, doc: dict[str, Any]) -> None:
+        self._run_uid = doc["uid"]
+        self._last_run = doc["uid"]
+        self._descriptors.clear()
+        self._counters.clear()
+        self._done[doc["uid"]] = threading.Event()
+        if hasattr(self.source, "set_data_key") and doc.get("lowdose"):
+            self.source.set_data_key(doc["uid"], doc["lowdose"]["image_key"])
+        self._queue.put(("start", doc))
+
+    def _on_descriptor(self, doc: dict[str, Any]) -> None:
+        self._descriptors[doc["uid"]] = doc["name"]
+
+    def _on_resource(self, doc: dict[str, Any]) -> None:
+        self.source.add_resource(doc)
+
+    def _on_datum(self, doc: dict[str, Any]) -> None:
+        self.source.add_datum(doc)
+
+    def _on_event(self, doc: dict[str, Any]) -> None:
+        stream = self._descriptors.get(doc["descriptor"])
+        if stream is None or self._run_uid is None:
+            return
+        index = self._counters.get(stream, 0)
+        self._counters[stream] = index + 1
+        self._queue.put(("event", self._run_uid, stream, index, doc["data"]))
+
+    def _on_stop(self, doc: dict[str, Any]) -> None:
+        self._queue.put(("stop", doc))
+        self._run_uid = None
+
+    # ------------------------------------------------------------------- user
+    def wait(self, timeout: float | None = None) -> str:
+        """Block until the result of the last run is stored; return its uid.
+
+        Raises
+        ------
+        RuntimeError
+            If no run was seen, or the analysis failed (the failure is stored too).
+        TimeoutError
+            If the result is not stored within ``timeout`` seconds.
+        """
+        if self._last_run is None:
+            raise RuntimeError("LiveEnhancer has not seen any run yet")
+        if not self._done[self._last_run].wait(timeout):
+            raise TimeoutError(f"no result for run {self._last_run} within {timeout} s")
+        uid, error = self._outcome[self._last_run]
+        if error is not None:
+            raise RuntimeError(f"analysis of run {self._last_run} failed: "
+                               f"{type(error).__name__}: {error}") from error
+        assert uid is not None
+        return uid
+
+    def close(self) -> None:
+        """Stop the worker after the queued work is done."""
+        self._queue.put(_STOP)
+        self._worker.join()
+        self.source.close()
+
+    # ------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        proc: RunProcessor | None = None
+        failed: BaseException | None = None
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            kind = item[0]
+            try:
+                if kind == "start":
+                    proc, failed = None, None
+                    proc = RunProcessor(item[1], self.settings, self.source, self._pretrained)
+                elif kind == "event" and proc is not None and failed is None:
+                    _, run_uid, stream, index, data = item
+                    ref = FrameRef(run_uid=run_uid, stream=stream, index=index,
+                                   datum_id=data[proc.image_key])
+                    proc.add_frame(stream, ref, data)
+                    if self._queue.empty():  # caught up: enhance what is waiting
+                        proc.enhance_pending()
+                elif kind == "stop":
+                    self._finish(proc, item[1], failed)
+                    proc = None
+            except Exception as exc:
+                log.error("analysis error: %s", exc)
+                failed = exc
+                if kind == "stop":
+                    self._finish(None, item[1], exc)
+
+    def _finish(self, proc: RunProcessor | None, stop: dict[str, Any],
+                failed: BaseException | None) -> None:
+        run_uid = stop["run_start"]
+        uid, error = None, failed
+        try:
+            if proc is None and failed is None:
+                raise RuntimeError(f"no start document seen for run {run_uid}")
+            if failed is None:
+                t = time.perf_counter()
+                md, arrays, checkpoint = proc.finish(stop)
+                md["timings"]["result_after_last_frame_s"] = (
+                    time.perf_counter() - (proc.last_frame_time or t))
+                md["settings"] = _settings_md(self.settings)
+                uid = write_result(self.client, parent_uid=run_uid, metadata=md,
+                                   arrays=arrays, checkpoint=checkpoint)
+                log.info("stored %s result %s for run %s", md["status"], uid, run_uid)
+        except Exception as exc:
+            error = exc
+        if error is not None:
+            log.error("analysis of run %s failed: %s", run_uid, error)
+            try:
+                uid = write_result(self.client, parent_uid=run_uid, metadata={
+                    "status": "failed", "error": f"{type(error).__name__}: {error}",
+                    "settings": _settings_md(self.settings), "finished": time.time()})
+            except Exception:
+                log.exception("could not store the failure of run %s", run_uid)
+        self._outcome[run_uid] = (uid, error)
+        self._done.setdefault(run_uid, threading.Event()).set()
+
+    def _pretrained(self, spec: Any) -> Any:
+        from ..model import Enhancer
+
+        if isinstance(spec, Enhancer):
+            return spec
+        text = str(spec)
+        if Path(text).exists():
+            return Enhancer.load(text, device=self.settings.device)
+        return result_by_uid(self.client, text).checkpoint
+
+
+def _settings_md(s: AnalysisSettings) -> dict[str, Any]:
+    return {"arch": s.arch, "epochs": s.epochs, "device": s.device,
+            "reconstruct": s.reconstruct, "skip_training": s.skip_training,
+            "fine_tune_epochs": s.fine_tune_epochs, "batch_size": s.batch_size, "seed": s.seed,
+            "pretrained": None if s.pretrained is None else str(s.pretrained),
+            "train_options": {k: str(v) for k, v in s.train_options.items()}}

@@ -1,0 +1,258 @@
+"""The analysis of one run, done off the RunEngine thread by :class:`LiveEnhancer`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..recon import find_center, minus_log, normalize, reconstruct
+from .frame_source import FrameRef, FrameSource
+
+__all__ = ["AnalysisSettings", "RunProcessor"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AnalysisSettings:
+    """What :class:`LiveEnhancer` does with a run (see its docstring)."""
+
+    arch: str = "unet"
+    epochs: int = 30
+    device: str = "auto"
+    reconstruct: bool = True
+    pretrained: Any = None
+    skip_training: bool = False
+    fine_tune_epochs: int = 5
+    batch_size: int = 8
+    seed: int = 0
+    progress: bool = True
+    train_options: dict[str, Any] = field(default_factory=dict)
+
+
+class _Mean:
+    """Running mean of frames (no stack of copies is kept)."""
+
+    def __init__(self) -> None:
+        self.total: np.ndarray | None = None
+        self.count = 0
+
+    def add(self, frame: np.ndarray) -> None:
+        f = frame.astype(np.float64)
+        self.total = f if self.total is None else self.total + f
+        self.count += 1
+
+    @property
+    def value(self) -> np.ndarray:
+        assert self.total is not None
+        return (self.total / self.count).astype(np.float32)
+
+
+class RunProcessor:
+    """Collects one run's frames, trains, enhances and reconstructs.
+
+    Every method runs on the analysis worker thread.
+    """
+
+    def __init__(self, start: dict[str, Any], settings: AnalysisSettings,
+                 source: FrameSource, load_pretrained: Any) -> None:
+        self.start = start
+        self.settings = settings
+        self.source = source
+        self._load_pretrained = load_pretrained
+        lowdose = start.get("lowdose")
+        if not lowdose:
+            raise ValueError(f"run {start['uid']} was not acquired by lowdose_tomo_plan "
+                             "(no 'lowdose' section in its start document)")
+        self.image_key = lowdose["image_key"]
+        self.rotation_key = lowdose["rotation_key"]
+        self.exposure_key = lowdose["exposure_key"]
+        self.short = float(start["short_exposure"])
+        self.long = float(start["long_exposure"])
+        self.expected_refs = 2 * len(start["reference_angles"])
+        self.expected_projections = int(lowdose["angles"]["num"])
+        self.darks: dict[float, _Mean] = {}
+        self.flats: dict[float, _Mean] = {}
+        self.refs: list[tuple[float, float, np.ndarray]] = []
+        self.angles: list[float] = []
+        self.raw: np.ndarray | None = None  # (N, H, W) transmission
+        self.enhanced: np.ndarray | None = None
+        self.pending: list[int] = []
+        self.enhancer: Any = None
+        self.training_error: BaseException | None = None
+        self.timings: dict[str, float] = {}
+        self.t0 = time.perf_counter()
+        self.last_frame_time: float | None = None
+
+    # ----------------------------------------------------------------- frames
+    def add_frame(self, stream: str, ref: FrameRef, data: dict[str, Any]) -> None:
+        """Read one announced frame and file it by stream."""
+        frame = self.source.read(ref)
+        exposure = float(data[self.exposure_key])
+        if stream == "dark":
+            self.darks.setdefault(exposure, _Mean()).add(frame)
+        elif stream == "flat":
+            self.flats.setdefault(exposure, _Mean()).add(frame)
+        elif stream == "reference":
+            self.refs.append((float(data[self.rotation_key]), exposure,
+                              frame.astype(np.float32)))
+            if len(self.refs) == self.expected_refs:
+                self.train()
+        elif stream == "primary":
+            self._add_projection(ref["index"], frame, float(data[self.rotation_key]))
+        self.last_frame_time = time.perf_counter()
+
+    def _add_projection(self, index: int, frame: np.ndarray, angle: float) -> None:
+        if self.enhancer is None and self.training_error is None:
+            self.train()  # the reference stream ended early: train on what is there
+        if self.raw is None:
+            n = max(self.expected_projections, index + 1)
+            self.raw = np.zeros((n, *frame.shape), np.float32)
+            self.enhanced = np.zeros_like(self.raw)
+        if index >= self.raw.shape[0]:
+            grow = index + 1 - self.raw.shape[0]
+            pad = np.zeros((grow, *frame.shape), np.float32)
+            self.raw, self.enhanced = np.concatenate([self.raw, pad]), np.concatenate(
+                [self.enhanced, pad])
+        self.raw[index] = self._transmission(frame, self.short)
+        while len(self.angles) <= index:
+            self.angles.append(np.nan)
+        self.angles[index] = angle
+        self.pending.append(index)
+
+    def _correction(self, exposure: float) -> tuple[np.ndarray, np.ndarray]:
+        missing = [name for name, table in (("dark", self.darks), ("flat", self.flats))
+                   if exposure not in table]
+        if missing:
+            raise ValueError(
+                f"run {self.start['uid']} has no {' and no '.join(missing)} frames at "
+                f"exposure {exposure} s (darks at {sorted(self.darks)}, flats at "
+                f"{sorted(self.flats)}): flat-field correction needs both streams at both "
+                "exposures")
+        return self.flats[exposure].value, self.darks[exposure].value
+
+    def _transmission(self, frames: np.ndarray, exposure: float) -> np.ndarray:
+        flat, dark = self._correction(exposure)
+        return normalize(frames, flat, dark)
+
+    # ---------------------------------------------------------------- training
+    def train(self) -> None:
+        """Train (or fine-tune, or load) the enhancer on the reference pairs."""
+        from ..model import Enhancer, train_enhancer
+
+        t = time.perf_counter()
+        try:
+            low, high = self._pairs()
+            s = self.settings
+            options = {"device": s.device, "seed": s.seed, "progress": s.progress,
+                       **s.train_options}
+            pretrained = self._load_pretrained(s.pretrained) if s.pretrained is not None else None
+            if isinstance(pretrained, bytes):
+                pretrained = Enhancer.from_bytes(pretrained, device=s.device)
+            if pretrained is not None and s.skip_training:
+                self.enhancer = pretrained
+            elif pretrained is not None:
+                log.info("fine-tuning pretrained %s model on %d pairs", pretrained.arch, len(low))
+                self.enhancer = pretrained.fine_tune(low, high, epochs=s.fine_tune_epochs,
+                                                     **options)
+            else:
+                log.info("training %s model on %d reference pairs of %s", s.arch, len(low),
+                         low.shape[1:])
+                self.enhancer = train_enhancer(low, high, arch=s.arch, epochs=s.epochs,
+                                               **options)
+        except Exception as exc:
+            self.training_error = exc
+            log.error("training failed for run %s: %s", self.start["uid"], exc)
+        finally:
+            self.timings["training_s"] = time.perf_counter() - t
+
+    def _pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        by_angle: dict[float, dict[float, np.ndarray]] = {}
+        for angle, exposure, frame in self.refs:
+            by_angle.setdefault(angle, {})[exposure] = frame
+        pairs = [(p[self.short], p[self.long]) for p in by_angle.values()
+                 if self.short in p and self.long in p]
+        if not pairs:
+            raise ValueError(f"run {self.start['uid']} has no complete long/short reference "
+                             f"pair (reference frames seen: {len(self.refs)})")
+        low = self._transmission(np.stack([p[0] for p in pairs]), self.short)
+        high = self._transmission(np.stack([p[1] for p in pairs]), self.long)
+        return low, high
+
+    # ------------------------------------------------------------- enhancement
+    def enhance_pending(self, limit: int | None = None) -> int:
+        """Enhance up to ``limit`` queued projections in batches; return how many."""
+        if self.enhancer is None or not self.pending:
+            return 0
+        take = self.pending[: limit or len(self.pending)]
+        t = time.perf_counter()
+        bs = self.settings.batch_size
+        for i in range(0, len(take), bs):
+            idx = take[i: i + bs]
+            self.enhanced[idx] = self.enhancer(self.raw[idx])
+        del self.pending[: len(take)]
+        self.timings["enhancement_s"] = self.timings.get("enhancement_s", 0.0) + (
+            time.perf_counter() - t)
+        return len(take)
+
+    # ------------------------------------------------------------------ finish
+    def finish(self, stop: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray],
+                                                    bytes | None]:
+        """Reconstruct and assemble the result (metadata, arrays, checkpoint)."""
+        n = len([a for a in self.angles if np.isfinite(a)])
+        md: dict[str, Any] = {
+            "status": "complete", "error": None, "version": __version__,
+            "raw_exit_status": stop.get("exit_status"),
+            "num_projections": n, "expected_projections": self.expected_projections,
+            "dose_ratio": self.long / self.short,
+            "model": {"arch": self.settings.arch if self.enhancer is None else self.enhancer.arch,
+                      "pretrained": None if self.settings.pretrained is None
+                      else str(self.settings.pretrained)},
+        }
+        if self.enhancer is not None:
+            md["model"].update(config=_jsonable(self.enhancer.config),
+                               history=_jsonable(self.enhancer.history))
+        if stop.get("exit_status") != "success" or n < self.expected_projections:
+            md.update(status="incomplete", error=(
+                f"scan ended with exit_status={stop.get('exit_status')!r} after {n} of "
+                f"{self.expected_projections} projections; no reconstruction made"))
+            return self._finalise(md), {}, None
+        if self.training_error is not None:
+            raise self.training_error
+        self.enhance_pending()
+        arrays = {"enhanced": self.enhanced[:n]}
+        if self.settings.reconstruct:
+            t = time.perf_counter()
+            angles = np.asarray(self.angles[:n])
+            li_enh = minus_log(self.enhanced[:n])
+            center = find_center(li_enh, angles)
+            arrays["reconstruction"] = reconstruct(li_enh, angles, center=center)
+            del li_enh
+            arrays["reconstruction_raw"] = reconstruct(minus_log(self.raw[:n]), angles,
+                                                       center=center)
+            md["center"] = float(center)
+            self.timings["reconstruction_s"] = time.perf_counter() - t
+        return self._finalise(md), arrays, self.enhancer.to_bytes()
+
+    def _finalise(self, md: dict[str, Any]) -> dict[str, Any]:
+        md["timings"] = dict(self.timings)
+        md["finished"] = time.time()
+        return md
+
+
+def _jsonable(value: Any) -> Any:
+    """Convert numpy scalars and tuples so Tiled can store the metadata."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float | int | str | bool) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,119 @@
+"""Derived results in Tiled: written by the live callback, found by the raw run's uid.
+
+Layout::
+
+    client["results"][<result uid>]          container, spec "LowDoseResult"
+        metadata: parent_uid, status ("complete" | "incomplete" | "failed"), error,
+                  model {arch, config, history}, timings, center, version, ...
+        enhanced            (N, H, W) float32  enhanced transmission of the rotation
+        reconstruction      (Z, X, X) float32  from the enhanced projections
+        reconstruction_raw  (Z, X, X) float32  from the raw short-exposure projections
+        checkpoint          (nbytes,) uint8    the trained model (safetensors bytes)
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tiled.queries import Key
+
+from .storage import RESULTS, ensure_container
+
+__all__ = ["RESULT_SPEC", "LowDoseResult", "results", "write_result"]
+
+RESULT_SPEC = "LowDoseResult"
+
+
+def write_result(client: Any, *, parent_uid: str, metadata: dict[str, Any],
+                 arrays: dict[str, np.ndarray] | None = None,
+                 checkpoint: bytes | None = None) -> str:
+    """Store one derived result under ``client["results"]``; return its uid."""
+    container = ensure_container(client, RESULTS)
+    uid = str(uuid.uuid4())
+    md = {"parent_uid": parent_uid, "uid": uid, **metadata}
+    node = container.create_container(uid, metadata=md, specs=[RESULT_SPEC])
+    for key, array in (arrays or {}).items():
+        node.write_array(np.ascontiguousarray(array), key=key)
+    if checkpoint is not None:
+        node.write_array(np.frombuffer(checkpoint, dtype=np.uint8), key="checkpoint",
+                         metadata={"format": "safetensors"})
+    return uid
+
+
+@dataclass(frozen=True)
+class LowDoseResult:
+    """A stored result: arrays are read from Tiled on access."""
+
+    node: Any
+
+    @property
+    def uid(self) -> str:
+        """Uid of the result."""
+        return self.node.metadata["uid"]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Provenance: parent uid, model, training record, timings, status."""
+        return dict(self.node.metadata)
+
+    @property
+    def status(self) -> str:
+        """``"complete"``, ``"incomplete"`` or ``"failed"``."""
+        return self.node.metadata["status"]
+
+    def _array(self, key: str) -> np.ndarray:
+        if key not in self.node:
+            raise KeyError(f"result {self.uid} (status {self.status!r}) has no {key!r} array")
+        return self.node[key].read()
+
+    @property
+    def enhanced(self) -> np.ndarray:
+        """Enhanced projections ``(N, H, W)``."""
+        return self._array("enhanced")
+
+    @property
+    def reconstruction(self) -> np.ndarray:
+        """Reconstruction from the enhanced projections ``(Z, X, X)``."""
+        return self._array("reconstruction")
+
+    @property
+    def reconstruction_raw(self) -> np.ndarray:
+        """Reconstruction from the raw projections ``(Z, X, X)``."""
+        return self._array("reconstruction_raw")
+
+    @property
+    def checkpoint(self) -> bytes:
+        """The trained model's checkpoint bytes (``Enhancer.from_bytes``)."""
+        return self._array("checkpoint").tobytes()
+
+
+def results(client: Any, raw_uid: str, *, status: str | None = None) -> LowDoseResult:
+    """The newest derived result of the raw run ``raw_uid``.
+
+    Raises
+    ------
+    KeyError
+        If there is no result for that run (with that status).
+    """
+    if RESULTS not in client:
+        raise KeyError(f"no results stored yet (no {RESULTS!r} container in Tiled)")
+    found = client[RESULTS].search(Key("parent_uid") == raw_uid)
+    if status is not None:
+        found = found.search(Key("status") == status)
+    nodes = list(found.values())
+    if not nodes:
+        raise KeyError(f"no result for raw run {raw_uid!r}"
+                       + (f" with status {status!r}" if status else ""))
+    nodes.sort(key=lambda n: n.metadata.get("finished", 0.0))
+    return LowDoseResult(nodes[-1])
+
+
+def result_by_uid(client: Any, uid: str) -> LowDoseResult:
+    """A stored result by its own uid."""
+    try:
+        return LowDoseResult(client[RESULTS][uid])
+    except KeyError:
+        raise KeyError(f"no stored result with uid {uid!r}") from None

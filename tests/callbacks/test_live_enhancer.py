@@ -1,0 +1,184 @@
+"""LiveEnhancer: a real plan, a real Tiled server, a real (tiny) network."""
+
+import numpy as np
+import pytest
+from bluesky import RunEngine
+from bluesky.utils import RunEngineInterrupted
+
+from lowdose_bluesky import results
+from lowdose_bluesky.callbacks import LiveEnhancer
+from lowdose_bluesky.devices.sim import make_sim_txm
+from lowdose_bluesky.model import Enhancer
+from lowdose_bluesky.plans import lowdose_tomo_plan
+from lowdose_bluesky.storage import RAW, subscribe_writer
+
+TRAIN = {"max_patches": 512, "batch_size": 32, "patience": None}
+
+
+def _scan(RE, txm, **kwargs):
+    args = {"num_projections": 37, "num_darks": 3, "num_flats": 3, "long_exposure": 30.0,
+            "short_exposure": 1.0, "reference_angles": (30.0, 120.0), **kwargs}
+    return RE(lowdose_tomo_plan(txm.detector, txm.rotation, sample_x=txm.sample_x,
+                                shutter=txm.shutter, **args))
+
+
+@pytest.fixture
+def live_txm(frames_root, request):
+    return make_sim_txm(detector_shape=(32, 32), seed=3, flux=200.0,
+                        data_dir=frames_root / request.node.name)
+
+
+@pytest.fixture
+def live_RE(tiled_client):
+    RE = RunEngine({}, call_returns_result=False)
+    subscribe_writer(RE, tiled_client, batch_size=10)
+    return RE
+
+
+def test_result_stored_with_provenance_and_better_than_raw(tiled_client, live_RE, live_txm):
+    live = LiveEnhancer(tiled_client, epochs=8, progress=False, train_options=TRAIN)
+    live_RE.subscribe(live)
+    (uid,) = _scan(live_RE, live_txm)
+    result_uid = live.wait(timeout=600)
+    res = results(tiled_client, uid)
+    assert res.uid == result_uid and res.status == "complete"
+    md = res.metadata
+    assert md["parent_uid"] == uid
+    assert md["model"]["arch"] == "unet" and len(md["model"]["history"]) >= 1
+    assert md["settings"]["epochs"] == 8
+    assert {"training_s", "enhancement_s", "reconstruction_s"} <= set(md["timings"])
+    assert md["version"]
+    enhanced = res.enhanced
+    assert enhanced.shape == (37, 32, 32) and enhanced.dtype == np.float32
+    rec, rec_raw = res.reconstruction, res.reconstruction_raw
+    assert rec.shape == rec_raw.shape == (32, 32, 32)
+    truth = live_txm.phantom * live_txm.optics.mu
+    err = np.abs(rec - truth).mean()
+    err_raw = np.abs(rec_raw - truth).mean()
+    assert err < err_raw, (err, err_raw)
+    # the raw run is untouched and still readable
+    assert tiled_client[RAW][uid]["primary"]["det_image"].read().shape == (37, 32, 32)
+    # the stored checkpoint is a usable model
+    model = Enhancer.from_bytes(res.checkpoint, device="cpu")
+    assert model(enhanced[:2]).shape == (2, 32, 32)
+    live.close()
+
+
+def test_pretrained_from_previous_result_skips_training(tiled_client, live_RE, live_txm):
+    first = LiveEnhancer(tiled_client, epochs=2, progress=False, reconstruct=False,
+                         train_options=TRAIN)
+    live_RE.subscribe(first)
+    (uid,) = _scan(live_RE, live_txm, num_projections=5)
+    previous = first.wait(timeout=600)
+    first.close()
+    RE = RunEngine({}, call_returns_result=False)
+    subscribe_writer(RE, tiled_client, batch_size=10)
+    again = LiveEnhancer(tiled_client, pretrained=previous, skip_training=True,
+                         progress=False, reconstruct=False)
+    RE.subscribe(again)
+    (uid2,) = _scan(RE, live_txm, num_projections=5)
+    res = results(tiled_client, uid2)
+    assert again.wait(timeout=600) == res.uid
+    assert res.metadata["model"]["pretrained"] == previous
+    assert res.metadata["timings"]["training_s"] < 30
+    again.close()
+
+
+def test_failing_model_leaves_raw_run_intact_and_records_failure(
+        tiled_client, live_RE, live_txm, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("GPU on fire")
+
+    monkeypatch.setattr("lowdose_bluesky.model.train_enhancer", broken)
+    live = LiveEnhancer(tiled_client, epochs=1, progress=False)
+    live_RE.subscribe(live)
+    (uid,) = _scan(live_RE, live_txm, num_projections=5)
+    with pytest.raises(RuntimeError, match="GPU on fire"):
+        live.wait(timeout=300)
+    failed = results(tiled_client, uid)
+    assert failed.status == "failed" and "GPU on fire" in failed.metadata["error"]
+    assert tiled_client[RAW][uid]["primary"]["det_image"].read().shape == (5, 32, 32)
+    with pytest.raises(KeyError, match="has no 'enhanced' array"):
+        _ = failed.enhanced
+    # the next run works again
+    monkeypatch.undo()
+    live2 = LiveEnhancer(tiled_client, epochs=1, progress=False, reconstruct=False,
+                         train_options=TRAIN)
+    RE = RunEngine({}, call_returns_result=False)
+    RE.subscribe(live2)
+    (uid2,) = _scan(RE, live_txm, num_projections=5)
+    live2.wait(timeout=300)
+    assert results(tiled_client, uid2).status == "complete"
+    live.close()
+    live2.close()
+
+
+def test_aborted_scan_gives_incomplete_result_not_a_bogus_one(tiled_client, live_RE, live_txm):
+    live = LiveEnhancer(tiled_client, epochs=1, progress=False, train_options=TRAIN)
+    live_RE.subscribe(live)
+    seen = {"n": 0}
+
+    def abort_midway(name, doc):
+        if name == "event":
+            seen["n"] += 1
+            if seen["n"] == 20:
+                raise RuntimeError("operator pulled the plug")
+
+    live_RE.subscribe(abort_midway)
+    with pytest.raises(RuntimeError, match="operator pulled the plug"):
+        _scan(live_RE, live_txm)
+    live.wait(timeout=300)
+    uid = live._last_run
+    res = results(tiled_client, uid)
+    assert res.status == "incomplete"
+    assert "exit_status='fail'" in res.metadata["error"]
+    assert "reconstruction" not in res.node
+    live.close()
+
+
+def test_run_without_flats_explains_what_is_missing(tiled_client, live_RE, live_txm):
+    live = LiveEnhancer(tiled_client, epochs=1, progress=False)
+    live_RE.subscribe(live)
+    (uid,) = _scan(live_RE, live_txm, num_flats=0, num_projections=3)
+    with pytest.raises(RuntimeError, match="no flat frames at exposure"):
+        live.wait(timeout=300)
+    assert "no flat frames" in results(tiled_client, uid).metadata["error"]
+    live.close()
+
+
+def test_bad_arguments(tiled_client):
+    with pytest.raises(ValueError, match="skip_training=True needs a pretrained model"):
+        LiveEnhancer(tiled_client, skip_training=True)
+    with pytest.raises(ValueError, match="epochs must be a positive integer, got 0"):
+        LiveEnhancer(tiled_client, epochs=0)
+    live = LiveEnhancer(tiled_client)
+    with pytest.raises(RuntimeError, match="has not seen any run"):
+        live.wait(timeout=1)
+    live.close()
+
+
+def test_no_result_for_unknown_run(tiled_client):
+    with pytest.raises(KeyError, match="no result for raw run 'nope'"):
+        results(tiled_client, "nope")
+
+
+def test_pause_and_abort_do_not_break_the_callback(tiled_client, live_RE, live_txm):
+    import threading
+    import time
+
+    live = LiveEnhancer(tiled_client, epochs=1, progress=False, train_options=TRAIN)
+    live_RE.subscribe(live)
+
+    def pause(msg):
+        if msg.command == "trigger" and live_txm.rotation.position > 90:
+            live_RE.msg_hook = None
+            threading.Thread(target=live_RE.request_pause, kwargs={"defer": False}).start()
+            time.sleep(0.2)
+
+    live_RE.msg_hook = pause
+    with pytest.raises(RunEngineInterrupted):
+        _scan(live_RE, live_txm, num_projections=9)
+    live_RE.abort()
+    live.wait(timeout=300)
+    assert results(tiled_client, live._last_run).status == "incomplete"
+    live.close()
