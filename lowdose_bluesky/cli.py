@@ -39,6 +39,20 @@ def _scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    import logging
+
+    from .callbacks.remote import parse_address, run_worker
+
+    parse_address(args.zmq)  # validate before connecting anywhere
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("httpx", "tiled"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    run_worker(args.zmq, args.tiled, arch=args.arch, epochs=args.epochs, device=args.device,
+               pretrained=args.pretrained, progress=not args.no_progress)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(prog="lowdose-bluesky", description=(
@@ -56,6 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--data-dir", type=Path, default=Path("lowdose_data"),
                       help="where frames and the Tiled catalog go (default ./lowdose_data)")
     scan.set_defaults(func=_scan)
+
+    worker = sub.add_parser("worker", help="run the live analysis on this machine, fed by a "
+                                           "RunEngine through a bluesky 0MQ proxy")
+    worker.add_argument("--zmq", required=True, help="HOST:PORT of bluesky-0MQ-proxy's output")
+    worker.add_argument("--tiled", required=True,
+                        help="Tiled URI (API key in the URI or LOWDOSE_TILED_API_KEY)")
+    worker.add_argument("--arch", default="unet", choices=["unet", "yang2018"])
+    worker.add_argument("--epochs", type=_positive_int(1), default=30)
+    worker.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    worker.add_argument("--pretrained", default=None,
+                        help="result uid or checkpoint path to fine-tune from")
+    worker.add_argument("--no-progress", action="store_true", help="no progress bars")
+    worker.set_defaults(func=_worker)
     return parser
 
 
@@ -64,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as exc:
+    except (ValueError, ConnectionError) as exc:
         print(f"lowdose-bluesky: error: {exc}", file=sys.stderr)
         return 2
 

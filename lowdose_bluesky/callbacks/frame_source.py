@@ -49,7 +49,8 @@ class FileFrameSource:
 
     def add_resource(self, doc: dict[str, Any]) -> None:
         if doc.get("spec") not in ("AD_HDF5", "AD_HDF5_SWMR"):
-            raise ValueError(f"FileFrameSource reads AD_HDF5 resources, got spec {doc.get('spec')!r}")
+            raise ValueError("FileFrameSource reads AD_HDF5 resources, "
+                             f"got spec {doc.get('spec')!r}")
         self._resources[doc["uid"]] = doc
 
     def add_datum(self, doc: dict[str, Any]) -> None:
@@ -105,10 +106,10 @@ class TiledFrameSource:
         self.poll = float(poll)
         self._keys: dict[str, str] = {}
 
-    def add_resource(self, doc: dict[str, Any]) -> None:  # noqa: D102 - protocol no-op
+    def add_resource(self, doc: dict[str, Any]) -> None:
         pass
 
-    def add_datum(self, doc: dict[str, Any]) -> None:  # noqa: D102 - protocol no-op
+    def add_datum(self, doc: dict[str, Any]) -> None:
         pass
 
     def set_data_key(self, run_uid: str, key: str) -> None:
@@ -132,5 +133,5 @@ class TiledFrameSource:
                                    f"{self.timeout} s (last error: {last})")
             time.sleep(self.poll)
 
-    def close(self) -> None:  # noqa: D102 - nothing held
+    def close(self) -> None:
         pass

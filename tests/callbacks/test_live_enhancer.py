@@ -68,7 +68,7 @@ def test_pretrained_from_previous_result_skips_training(tiled_client, live_RE, l
     first = LiveEnhancer(tiled_client, epochs=2, progress=False, reconstruct=False,
                          train_options=TRAIN)
     live_RE.subscribe(first)
-    (uid,) = _scan(live_RE, live_txm, num_projections=5)
+    _scan(live_RE, live_txm, num_projections=5)
     previous = first.wait(timeout=600)
     first.close()
     RE = RunEngine({}, call_returns_result=False)

@@ -1,0 +1,45 @@
+"""CNN enhancement of short-exposure projections (Yang et al., Sci. Rep. 8:2575, 2018).
+
+Train an :class:`Enhancer` on a few short/long exposure pairs of the same
+sample with :func:`train_enhancer`, then call it on every short-exposure
+projection. Two networks are available: ``"unet"`` (fully convolutional,
+residual; any frame size) and ``"yang2018"`` (the paper's patch network, run
+on Hann-blended strided patches). This is the only subpackage that imports
+torch.
+
+Examples
+--------
+>>> enhancer = train_enhancer(low_pairs, high_pairs, arch="unet", epochs=20)
+>>> enhanced = enhancer(short_projections)          # (N, H, W) float32
+>>> enhancer.save("enhancer.safetensors")
+>>> same = Enhancer.load("enhancer.safetensors")
+"""
+
+from .blending import PatchLayout, blend_patches, extract_patches, hann_window, window_sum
+from .checkpoint import FORMAT_VERSION
+from .enhancer import Enhancer
+from .losses import LOSSES, inverse_psnr_loss, psnr
+from .networks import ARCHS, build_network
+from .normalisation import Normalisation
+from .training import train_enhancer
+from .unet import UNet
+from .yang2018 import Yang2018Net
+
+__all__ = [
+    "ARCHS",
+    "FORMAT_VERSION",
+    "LOSSES",
+    "Enhancer",
+    "Normalisation",
+    "PatchLayout",
+    "UNet",
+    "Yang2018Net",
+    "blend_patches",
+    "build_network",
+    "extract_patches",
+    "hann_window",
+    "inverse_psnr_loss",
+    "psnr",
+    "train_enhancer",
+    "window_sum",
+]

@@ -1,0 +1,375 @@
+"""Training an :class:`~lowdose_bluesky.model.Enhancer` on short/long exposure pairs."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ._checks import (
+    as_frame_stack,
+    check_choice,
+    check_finite,
+    check_fraction,
+    check_positive_float,
+    check_positive_int,
+)
+from .augment import dihedral
+from .enhancer import Enhancer
+from .losses import LOSSES, get_loss, psnr
+from .networks import ARCHS, PATCH_ARCHS, build_network
+from .networks import network_options as merge_network_options
+from .normalisation import Normalisation
+from .patches import PatchSet, sample_training_patches
+from .runtime import resolve_device, seeded
+
+__all__ = ["train_enhancer"]
+
+_EVAL_BATCH = 1024
+
+
+def _resolve_init(init: Any, device: torch.device) -> Enhancer | None:
+    if init is None or isinstance(init, Enhancer):
+        return init
+    if isinstance(init, bytes | bytearray | memoryview):
+        return Enhancer.from_bytes(bytes(init), device=device)
+    if isinstance(init, str | os.PathLike):
+        return Enhancer.load(init, device=device)
+    raise ValueError(
+        "init must be an Enhancer, checkpoint bytes or a checkpoint path; "
+        f"got {type(init).__name__}"
+    )
+
+
+def _optional(value: Any, name: str, check: Any) -> Any:
+    return None if value is None else check(value, name)
+
+
+def _evaluate(
+    network: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Any
+) -> tuple[float | None, float | None]:
+    """Return ``(mean loss, PSNR)`` of ``network`` on ``(x, y)`` (``None`` if empty)."""
+    if x.shape[0] == 0:
+        return None, None
+    network.eval()
+    loss_sum, sq_sum = 0.0, 0.0
+    with torch.no_grad():
+        for xb, yb in zip(torch.split(x, _EVAL_BATCH), torch.split(y, _EVAL_BATCH), strict=True):
+            pred = network(xb.contiguous(memory_format=torch.channels_last))
+            loss_sum += float(loss_fn(pred, yb)) * xb.shape[0]
+            sq_sum += float(torch.sum((pred - yb) ** 2))
+    mse = max(sq_sum / y.numel(), 1e-20)
+    return loss_sum / x.shape[0], 10.0 * math.log10(1.0 / mse)
+
+
+def train_enhancer(
+    low: np.ndarray,
+    high: np.ndarray,
+    *,
+    arch: str | None = None,
+    patch_size: int | None = None,
+    stride: int | None = None,
+    epochs: int = 30,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    loss: str = "inverse_psnr",
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    progress: bool = True,
+    augment: bool = True,
+    val_fraction: float = 0.15,
+    patience: int | None = 5,
+    max_patches: int | None = 8192,
+    max_seconds: float | None = None,
+    init: Enhancer | bytes | str | os.PathLike[str] | None = None,
+    network_options: dict[str, Any] | None = None,
+    inference_stride: int | None = None,
+) -> Enhancer:
+    """Train a network mapping short-exposure frames to long-exposure frames.
+
+    Parameters
+    ----------
+    low, high
+        The ``K`` short/long exposure pairs, arrays of the same shape
+        ``(K, H, W)`` (or ``(H, W)`` for ``K = 1``), in any consistent units.
+    arch
+        ``"unet"`` (default; fully convolutional, residual) or ``"yang2018"``
+        (the paper's patch network). Defaults to ``init``'s arch when fine-tuning.
+    patch_size
+        Side of the training patches (default 32). For ``"yang2018"`` it is
+        the network's fixed input size (a multiple of 8, >= 16); for
+        ``"unet"`` it is the crop size, clipped to the frame size.
+    stride
+        Step of the grid from which training patches are drawn (default 1,
+        as in the paper; ``max_patches`` are sampled from it).
+    epochs
+        Maximum number of passes over the training patches.
+    batch_size
+        Patches per optimisation step.
+    lr
+        Adam learning rate.
+    loss
+        ``"inverse_psnr"`` (the paper's 1/PSNR), ``"mse"`` or ``"l1"``, all on
+        normalised data.
+    device
+        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    seed
+        Seed of the weight initialisation, patch sampling, shuffling,
+        augmentation and dropout; runs on CPU are bit-for-bit reproducible.
+    progress
+        Show a tqdm progress bar over epochs.
+    augment
+        Random flips / quarter turns of training patches.
+    val_fraction
+        Fraction held out for validation (0 disables validation and early stopping).
+    patience
+        Stop after this many epochs without a better validation PSNR
+        (``None``: never); the best weights are kept.
+    max_patches
+        Cap on training patches (``None``: all positions of the grid).
+    max_seconds
+        Wall-clock budget; training stops after the batch that exceeds it.
+    init
+        An Enhancer (or its bytes, or a checkpoint path) to fine-tune from;
+        the normalisation is fitted again to ``low``/``high``.
+    network_options
+        Options of the network constructor (see
+        :data:`lowdose_bluesky.model.ARCHS`); ignored when fine-tuning.
+    inference_stride
+        Patch-network only: default blending stride stored on the Enhancer
+        (default ``patch_size // 2``).
+
+    Returns
+    -------
+    Enhancer
+        With ``history`` (one dict per epoch) and ``config``.
+
+    Raises
+    ------
+    ValueError
+        For inputs of different shapes, empty or non-finite inputs, frames
+        smaller than the patch of a patch network, an unknown arch, loss or
+        device, or non-positive numeric arguments.
+    """
+    # ---------------------------------------------------------------- arguments
+    check_choice(loss, "loss", LOSSES)
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    lr = check_positive_float(lr, "lr")
+    val_fraction = check_fraction(val_fraction, "val_fraction")
+    patience = _optional(patience, "patience", check_positive_int)
+    max_patches = _optional(max_patches, "max_patches", check_positive_int)
+    max_seconds = _optional(max_seconds, "max_seconds", check_positive_float)
+    stride = _optional(stride, "stride", check_positive_int) or 1
+    patch_size = _optional(patch_size, "patch_size", check_positive_int)
+    inference_stride = _optional(inference_stride, "inference_stride", check_positive_int)
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    torch_device = resolve_device(device)
+    base = _resolve_init(init, torch_device)
+    if arch is None:
+        arch = base.arch if base is not None else "unet"
+    check_choice(arch, "arch", ARCHS)
+    if base is not None and base.arch != arch:
+        raise ValueError(f"cannot fine-tune a {base.arch!r} Enhancer as arch {arch!r}")
+
+    low_s, _ = as_frame_stack(low, "low")
+    high_s, _ = as_frame_stack(high, "high")
+    if low_s.shape != high_s.shape:
+        raise ValueError(
+            f"low and high must have the same shape; got low {np.shape(low)} "
+            f"and high {np.shape(high)}"
+        )
+    check_finite(low_s, "low")
+    check_finite(high_s, "high")
+    n_pairs, height, width = low_s.shape
+
+    # ---------------------------------------------------------------- network
+    if base is not None:
+        options = base.network_options
+    else:
+        options = merge_network_options(arch, network_options)
+    if arch in PATCH_ARCHS:
+        if base is not None and patch_size is not None and patch_size != base.patch_size:
+            raise ValueError(
+                f"patch_size {patch_size} differs from the fine-tuned network's {base.patch_size}"
+            )
+        if patch_size is not None:
+            options["patch_size"] = patch_size
+        patch = int(options["patch_size"])
+        if height < patch or width < patch:
+            raise ValueError(
+                f"frames of {height}x{width} are smaller than the {patch}x{patch} patch of "
+                f"the {arch!r} network; use frames of at least {patch}x{patch} or a smaller "
+                "patch_size (multiple of 8, >= 16)"
+            )
+        if inference_stride is not None and inference_stride > patch:
+            raise ValueError(
+                f"inference_stride must be <= patch_size={patch}; got {inference_stride}"
+            )
+    else:
+        patch = min(patch_size or 32, height, width)
+    with seeded(int(seed), torch_device):  # weights drawn here, before the data work
+        if base is not None:
+            network = copy.deepcopy(base.network).to("cpu")
+        else:
+            network = build_network(arch, options)
+    network = network.to(torch_device, memory_format=torch.channels_last)
+
+    # ---------------------------------------------------------------- data
+    normalisation = Normalisation.fit(low_s, high_s)
+    rng = np.random.default_rng(seed)
+    patches = sample_training_patches(
+        normalisation.normalise_low(low_s),
+        normalisation.normalise_high(high_s),
+        patch,
+        stride,
+        val_fraction,
+        max_patches,
+        rng,
+    )
+
+    config: dict[str, Any] = {
+        "arch": arch,
+        "patch_size": patch,
+        "stride": stride,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "loss": loss,
+        "seed": int(seed),
+        "augment": bool(augment),
+        "val_fraction": val_fraction,
+        "patience": patience,
+        "max_patches": max_patches,
+        "max_seconds": max_seconds,
+        "device": str(torch_device),
+        "n_pairs": n_pairs,
+        "frame_shape": [height, width],
+        "split": patches.split,
+        "n_train_patches": int(patches.train_low.shape[0]),
+        "n_val_patches": int(patches.val_low.shape[0]),
+        "fine_tuned": base is not None,
+    }
+    if arch in PATCH_ARCHS:
+        config["inference_stride"] = inference_stride or max(1, patch // 2)
+
+    with seeded(int(seed), torch_device):  # dropout
+        history, summary = _fit(
+            network, patches, config, get_loss(loss), rng, torch_device, progress
+        )
+    if base is not None:
+        offset = len(base.history)
+        history = base.history + [{**h, "epoch": h["epoch"] + offset} for h in history]
+        summary["best_epoch"] += offset
+    config.update(summary)
+    return Enhancer(
+        network,
+        arch=arch,
+        normalisation=normalisation,
+        network_options=options,
+        config=config,
+        history=history,
+        device=torch_device,
+    )
+
+
+def _fit(
+    network: torch.nn.Module,
+    patches: PatchSet,
+    config: dict[str, Any],
+    loss_fn: Any,
+    rng: np.random.Generator,
+    device: torch.device,
+    progress: bool,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Run the optimisation loop; return the history and a summary for the config."""
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).unsqueeze(1).to(device)
+
+    x_train, y_train = tensor(patches.train_low), tensor(patches.train_high)
+    x_val, y_val = tensor(patches.val_low), tensor(patches.val_high)
+    n_train = x_train.shape[0]
+    batch_size, max_seconds = config["batch_size"], config["max_seconds"]
+    patience = config["patience"]
+    optimiser = torch.optim.Adam(network.parameters(), lr=config["lr"])
+    baseline = float(psnr(x_val, y_val)) if x_val.shape[0] else None
+
+    history: list[dict[str, Any]] = []
+    best_psnr, best_epoch, best_state, waited = -math.inf, 0, None, 0
+    stopped = "epochs"
+    started = time.perf_counter()
+    bar = tqdm(
+        total=config["epochs"],
+        desc=f"train {config['arch']}",
+        unit="epoch",
+        disable=not progress,
+        leave=False,
+    )
+    try:
+        for epoch in range(1, config["epochs"] + 1):
+            t0 = time.perf_counter()
+            network.train()
+            order = torch.from_numpy(rng.permutation(n_train)).to(device)
+            loss_sum, seen = 0.0, 0
+            for batch in torch.split(order, batch_size):
+                xb, yb = x_train[batch], y_train[batch]
+                if config["augment"]:
+                    xb, yb = dihedral(xb, yb, rng.integers(0, 8, size=batch.shape[0]))
+                pred = network(xb.contiguous(memory_format=torch.channels_last))
+                value = loss_fn(pred, yb)
+                optimiser.zero_grad(set_to_none=True)
+                value.backward()
+                optimiser.step()
+                loss_sum += float(value.detach()) * batch.shape[0]
+                seen += batch.shape[0]
+                if max_seconds is not None and time.perf_counter() - started > max_seconds:
+                    stopped = "max_seconds"
+                    break
+            val_loss, val_psnr = _evaluate(network, x_val, y_val, loss_fn)
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": loss_sum / max(seen, 1),
+                    "val_loss": val_loss,
+                    "val_psnr": val_psnr,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{history[-1]['train_loss']:.4g}",
+                val_psnr="-" if val_psnr is None else f"{val_psnr:.2f}",
+            )
+            if val_psnr is None or val_psnr > best_psnr + 1e-4:
+                best_psnr = -math.inf if val_psnr is None else val_psnr
+                best_epoch, waited = epoch, 0
+                best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+            else:
+                waited += 1
+            if stopped == "max_seconds":
+                break
+            if patience is not None and val_psnr is not None and waited >= patience:
+                stopped = "early_stopping"
+                break
+    finally:
+        bar.close()
+    if best_state is not None:
+        network.load_state_dict(best_state)
+    network.eval()
+    summary = {
+        "best_epoch": best_epoch,
+        "best_val_psnr": None if best_psnr == -math.inf else best_psnr,
+        "baseline_val_psnr": baseline,
+        "stopped": stopped,
+        "seconds": time.perf_counter() - started,
+    }
+    return history, summary
