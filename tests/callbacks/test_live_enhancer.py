@@ -12,7 +12,7 @@ from lowdose_bluesky.model import Enhancer
 from lowdose_bluesky.plans import lowdose_tomo_plan
 from lowdose_bluesky.storage import RAW, subscribe_writer
 
-TRAIN = {"max_patches": 512, "batch_size": 32, "patience": None}
+TRAIN = {"patch_size": 16, "max_patches": 1024, "batch_size": 32, "patience": None}
 
 
 def _scan(RE, txm, **kwargs):
@@ -24,7 +24,7 @@ def _scan(RE, txm, **kwargs):
 
 @pytest.fixture
 def live_txm(frames_root, request):
-    return make_sim_txm(detector_shape=(32, 32), seed=3, flux=200.0,
+    return make_sim_txm(detector_shape=(32, 32), seed=3, flux=50.0,
                         data_dir=frames_root / request.node.name)
 
 
@@ -55,7 +55,7 @@ def test_result_stored_with_provenance_and_better_than_raw(tiled_client, live_RE
     truth = live_txm.phantom * live_txm.optics.mu
     err = np.abs(rec - truth).mean()
     err_raw = np.abs(rec_raw - truth).mean()
-    assert err < err_raw, (err, err_raw)
+    assert err < 0.9 * err_raw, (err, err_raw)
     # the raw run is untouched and still readable
     assert tiled_client[RAW][uid]["primary"]["det_image"].read().shape == (37, 32, 32)
     # the stored checkpoint is a usable model
