@@ -178,16 +178,17 @@ def _ellipsoid_image(table: np.ndarray, theta: float, offset: float, nz: int, nx
     Ellipsoids are processed in groups of similar size so that each group's
     footprints are padded to a common, tight patch shape.
     """
-    img = np.zeros(nz * nx, dtype=np.float64)
     order = np.argsort(np.maximum(table[:, 3], np.maximum(table[:, 4], table[:, 5])))
-    for group in np.array_split(order, max(1, min(16, len(order) // 64))):
-        if group.size:
-            _accumulate_group(img, table[group], theta, offset, nz, nx)
-    return img
+    parts = [_group_footprints(table[group], theta, offset, nz, nx)
+             for group in np.array_split(order, max(1, min(16, len(order) // 64))) if group.size]
+    index = np.concatenate([p[0] for p in parts])
+    weight = np.concatenate([p[1] for p in parts])
+    return np.bincount(index, weights=weight, minlength=nz * nx).astype(np.float64, copy=False)
 
 
-def _accumulate_group(img: np.ndarray, table: np.ndarray, theta: float, offset: float,
-                      nz: int, nx: int) -> None:
+def _group_footprints(table: np.ndarray, theta: float, offset: float, nz: int, nx: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Flat detector indices and line integrals of one group's footprints."""
     zc, uc = (nz - 1) / 2, (nx - 1) / 2
     cz, cy, cx, az, ay, ax, phi, val = table.T
     ucen = cx * np.cos(theta) + cy * np.sin(theta) + offset + uc  # column of the centre
@@ -219,8 +220,8 @@ def _accumulate_group(img: np.ndarray, table: np.ndarray, theta: float, offset: 
         hit = disc > 0
     hit &= ((ii >= 0) & (ii < nz))[:, :, None] & ((jj >= 0) & (jj < nx))[:, None, :]
     flat = ii[:, :, None] * nx + jj[:, None, :]
-    vals = np.broadcast_to(val[:, None, None], chord.shape)
-    img += np.bincount(flat[hit], weights=(vals * chord)[hit], minlength=nz * nx)
+    vals = np.broadcast_to(val[:, None, None].astype(np.float32), chord.shape)
+    return flat[hit], (vals * chord)[hit]
 
 
 def _shape_of(size: int | tuple[int, int]) -> tuple[int, int]:
