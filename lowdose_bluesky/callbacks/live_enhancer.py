@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -45,6 +46,9 @@ class LiveEnhancer:
         Frames per enhancement batch.
     progress
         tqdm progress bars.
+    threads
+        torch CPU threads for the analysis (process-wide); default: one fewer than the
+        machine's cores, leaving one to the RunEngine. ``None`` on a machine with one core.
     train_options
         Extra keyword arguments of :func:`lowdose_bluesky.model.train_enhancer`.
     """
@@ -53,6 +57,7 @@ class LiveEnhancer:
                  device: str = "auto", reconstruct: bool = True, pretrained: Any = None,
                  skip_training: bool = False, fine_tune_epochs: int = 5, batch_size: int = 8,
                  frame_source: FrameSource | None = None, seed: int = 0, progress: bool = True,
+                 threads: int | str | None = "auto",
                  train_options: dict[str, Any] | None = None) -> None:
         if skip_training and pretrained is None:
             raise ValueError("skip_training=True needs a pretrained model (pretrained=None given)")
@@ -60,12 +65,18 @@ class LiveEnhancer:
                             ("fine_tune_epochs", fine_tune_epochs)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if threads == "auto":
+            cores = os.cpu_count() or 1
+            threads = cores - 1 if cores > 1 else None
+        elif threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                      or threads < 1):
+            raise ValueError(f"threads must be 'auto', None or a positive integer, got {threads!r}")
         self.client = client
         self.settings = AnalysisSettings(
             arch=arch, epochs=epochs, device=device, reconstruct=reconstruct,
             pretrained=pretrained, skip_training=skip_training,
             fine_tune_epochs=fine_tune_epochs, batch_size=batch_size, seed=seed,
-            progress=progress, train_options=dict(train_options or {}))
+            progress=progress, threads=threads, train_options=dict(train_options or {}))
         self.source = frame_source if frame_source is not None else FileFrameSource()
         self._queue: queue.Queue[Any] = queue.Queue()
         self._descriptors: dict[str, str] = {}

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .. import __version__
 from ..recon import find_center, minus_log, normalize, reconstruct
@@ -32,6 +33,7 @@ class AnalysisSettings:
     batch_size: int = 8
     seed: int = 0
     progress: bool = True
+    threads: int | None = None
     train_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -88,6 +90,7 @@ class RunProcessor:
         self.timings: dict[str, float] = {}
         self.t0 = time.perf_counter()
         self.last_frame_time: float | None = None
+        self._bar: tqdm | None = None
 
     # ----------------------------------------------------------------- frames
     def add_frame(self, stream: str, ref: FrameRef, data: dict[str, Any]) -> None:
@@ -143,10 +146,12 @@ class RunProcessor:
     # ---------------------------------------------------------------- training
     def train(self) -> None:
         """Train (or fine-tune, or load) the enhancer on the reference pairs."""
-        from ..model import Enhancer, train_enhancer
+        from ..model import Enhancer, set_cpu_threads, train_enhancer
 
         t = time.perf_counter()
         try:
+            if self.settings.threads is not None:
+                set_cpu_threads(self.settings.threads)
             low, high = self._pairs()
             s = self.settings
             options = {"device": s.device, "seed": s.seed, "progress": s.progress,
@@ -190,11 +195,15 @@ class RunProcessor:
         if self.enhancer is None or not self.pending:
             return 0
         take = self.pending[: limit or len(self.pending)]
+        if self._bar is None and self.settings.progress:
+            self._bar = tqdm(total=self.expected_projections, desc="enhancing", unit="frame")
         t = time.perf_counter()
         bs = self.settings.batch_size
         for i in range(0, len(take), bs):
             idx = take[i: i + bs]
             self.enhanced[idx] = self.enhancer(self.raw[idx])
+            if self._bar is not None:
+                self._bar.update(len(idx))
         del self.pending[: len(take)]
         self.timings["enhancement_s"] = self.timings.get("enhancement_s", 0.0) + (
             time.perf_counter() - t)
@@ -240,6 +249,8 @@ class RunProcessor:
         return self._finalise(md), arrays, self.enhancer.to_bytes()
 
     def _finalise(self, md: dict[str, Any]) -> dict[str, Any]:
+        if self._bar is not None:
+            self._bar.close()
         md["timings"] = dict(self.timings)
         md["finished"] = time.time()
         return md

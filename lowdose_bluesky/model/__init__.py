@@ -21,6 +21,7 @@ from .enhancer import Enhancer
 from .losses import LOSSES, inverse_psnr_loss, psnr
 from .networks import ARCHS, build_network
 from .normalisation import Normalisation
+from .runtime import set_cpu_threads
 from .training import train_enhancer
 from .unet import UNet
 from .yang2018 import Yang2018Net
@@ -40,6 +41,7 @@ __all__ = [
     "hann_window",
     "inverse_psnr_loss",
     "psnr",
+    "set_cpu_threads",
     "train_enhancer",
     "window_sum",
 ]

@@ -90,3 +90,14 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
             yield
         finally:
             cudnn.deterministic, cudnn.benchmark = saved
+
+
+def set_cpu_threads(n: int) -> None:
+    """Limit torch's intra-op CPU threads (process-wide) to ``n``.
+
+    Used by the live callback to leave a core to the RunEngine; the training and
+    inference functions themselves never change it.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"threads must be a positive integer, got {n!r}")
+    torch.set_num_threads(n)
