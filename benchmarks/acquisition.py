@@ -20,7 +20,7 @@ from bluesky import RunEngine
 
 from lowdose_bluesky.devices.sim import make_sim_txm
 from lowdose_bluesky.plans import lowdose_tomo_plan
-from lowdose_bluesky.storage import DEFAULT_BATCH_SIZE, RAW, connect, subscribe_writer
+from lowdose_bluesky.storage import DEFAULT_BATCH_SIZE, RAW, close, connect, subscribe_writer
 
 
 def primary_rate(RE: RunEngine, txm, n: int) -> tuple[float, str]:
@@ -76,7 +76,7 @@ def measure(size: int, projections: int, work: Path) -> list[tuple[str, float, f
         label = "default" if batch == DEFAULT_BATCH_SIZE else "end-of-run"
         rows.append((f"{size}x{size}: RunEngine + HDF5 + TiledWriter (batch_size={batch}, "
                      f"{label})", rate, synth))
-    client.embedded_server.close()
+    close(client)
     return rows
 
 

@@ -24,7 +24,7 @@ from lowdose_bluesky.devices.sim import make_sim_txm
 from lowdose_bluesky.metrics import psnr, ssim
 from lowdose_bluesky.plans import lowdose_tomo_plan
 from lowdose_bluesky.result_store import results
-from lowdose_bluesky.storage import connect, subscribe_writer
+from lowdose_bluesky.storage import close, connect, subscribe_writer
 
 
 def run_scan(txm, client, args, live: LiveEnhancer | None) -> tuple[str, float, float]:
@@ -78,7 +78,7 @@ def main() -> None:
     rng = float(truth.max() - truth.min())
     q = {name: (ssim(v, truth, data_range=rng), psnr(v, truth, data_range=rng))
          for name, v in (("raw", rec_raw), ("enhanced", rec))}
-    client.embedded_server.close()
+    close(client)
     live.close()
 
     ratio = t_with / t_without

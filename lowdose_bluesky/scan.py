@@ -10,7 +10,7 @@ from bluesky import RunEngine
 
 from .devices.sim import make_sim_txm
 from .plans import lowdose_tomo_plan
-from .storage import RAW, connect, subscribe_writer
+from .storage import RAW, close, connect, subscribe_writer
 
 __all__ = ["ScanSummary", "simulated_scan"]
 
@@ -58,6 +58,6 @@ def simulated_scan(data_dir: str | Path, *, size: int = 128, projections: int = 
         key = f"{txm.detector.name}_image"
         shapes = {s: tuple(run[s][key].shape) for s in ("dark", "flat", "reference", "primary")}
     finally:
-        client.embedded_server.close()
+        close(client)
     return ScanSummary(uid=uid, data_dir=root, frames_dir=frames, catalog_dir=catalog,
                        seconds=seconds, shapes=shapes)

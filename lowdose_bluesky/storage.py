@@ -29,6 +29,7 @@ __all__ = [
     "API_KEY_ENV",
     "RAW",
     "RESULTS",
+    "close",
     "close_embedded_servers",
     "connect",
     "ensure_container",
@@ -52,15 +53,33 @@ _shutdown_hook_installed = False
 _lock = threading.Lock()
 
 
-def close_embedded_servers() -> None:
-    """Stop every embedded server started by :func:`connect` (idempotent)."""
+#: Read timeout of clients (seconds): an embedded server shares the process with
+#: training threads and may answer slowly on a loaded machine.
+CLIENT_TIMEOUT = 60.0
+
+
+def _close_server(server: SimpleTiledServer) -> None:
     with _lock:
-        servers, _all_servers[:] = list(_all_servers), []
-    for server in servers:
-        try:
-            server.close()
-        except Exception:  # pragma: no cover - best effort at shutdown
-            log.exception("closing embedded Tiled server failed")
+        if server not in _all_servers:
+            return  # already closed
+        _all_servers.remove(server)
+    try:
+        server.close()
+    except Exception:  # pragma: no cover - best effort
+        log.exception("closing embedded Tiled server failed")
+
+
+def close(client: Container) -> None:
+    """Stop the embedded server behind ``client``, if it has one (idempotent)."""
+    server = getattr(client, "embedded_server", None)
+    if server is not None:
+        _close_server(server)
+
+
+def close_embedded_servers() -> None:
+    """Stop every embedded server started by :func:`connect` and still running."""
+    for server in list(_all_servers):
+        _close_server(server)
 
 
 def _install_shutdown_hook() -> None:
@@ -97,8 +116,8 @@ def connect(uri: str | None = None, *, directory: str | os.PathLike[str] | None 
     -------
     tiled.client.container.Container
         The root node. For an embedded server, ``client.embedded_server`` is the
-        server object (kept alive as long as the client is) and the server is stopped
-        automatically when the interpreter exits.
+        server object; :func:`close` stops it, and it is stopped automatically when
+        the interpreter exits.
 
     Raises
     ------
@@ -114,7 +133,8 @@ def connect(uri: str | None = None, *, directory: str | os.PathLike[str] | None 
         key = api_key or os.environ.get(API_KEY_ENV)
         _check_reachable(uri)
         try:
-            return from_uri(uri, api_key=key, structure_clients=_own_structure_clients())
+            return from_uri(uri, api_key=key, structure_clients=_own_structure_clients(),
+                            timeout=httpx.Timeout(CLIENT_TIMEOUT, connect=5.0))
         except Exception as exc:
             raise ConnectionError(f"cannot reach Tiled at {_redact(uri)}: {exc}") from exc
     storage = []
@@ -129,7 +149,8 @@ def connect(uri: str | None = None, *, directory: str | os.PathLike[str] | None 
     with _lock:
         _all_servers.append(server)
         _install_shutdown_hook()
-    client = from_uri(server.uri, structure_clients=_own_structure_clients())
+    client = from_uri(server.uri, structure_clients=_own_structure_clients(),
+                      timeout=httpx.Timeout(CLIENT_TIMEOUT, connect=5.0))
     client.embedded_server = server  # keep the server alive with the client
     log.info("embedded Tiled server at http://127.0.0.1:%s (data in %s)", server.port,
              server.directory)

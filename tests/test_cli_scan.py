@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lowdose_bluesky.cli import main
-from lowdose_bluesky.storage import RAW, connect
+from lowdose_bluesky.storage import RAW, close, connect
 
 
 def test_scan_command_stores_a_run_that_reads_back(tmp_path, capsys):
@@ -20,7 +20,7 @@ def test_scan_command_stores_a_run_that_reads_back(tmp_path, capsys):
                      readable_storage=[tmp_path / "d" / "frames"])
     frames = client[RAW][uid]["primary"]["det_image"].read()
     assert frames.shape == (5, 32, 32) and frames.dtype == np.uint16 and frames.max() > 0
-    client.embedded_server.close()
+    close(client)
 
 
 @pytest.mark.parametrize(("argv", "message"), [

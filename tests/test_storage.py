@@ -12,7 +12,7 @@ from bluesky import RunEngine
 from tiled.queries import Key
 
 from lowdose_bluesky.plans import lowdose_tomo_plan
-from lowdose_bluesky.storage import RAW, connect, subscribe_writer
+from lowdose_bluesky.storage import RAW, close, connect, subscribe_writer
 
 
 @pytest.fixture
@@ -87,10 +87,10 @@ def test_persistent_embedded_server_keeps_runs(tmp_path, stored_txm):
                                   num_projections=3, num_darks=1, num_flats=1,
                                   long_exposure=2.0, short_exposure=1.0))
     expected = client[RAW][uid]["primary"]["det_image"].read()
-    client.embedded_server.close()
+    close(client)
     again = connect(directory=directory, readable_storage=[stored_txm.data_dir])
     assert np.array_equal(again[RAW][uid]["primary"]["det_image"].read(), expected)
-    again.embedded_server.close()
+    close(again)
 
 
 def test_script_with_embedded_server_exits_by_itself(tmp_path):
