@@ -11,6 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..jsonutil import json_safe
 from ..recon import find_center, minus_log, normalize, reconstruct
 from .frame_source import FrameRef, FrameSource
 
@@ -224,8 +225,8 @@ class RunProcessor:
                       else str(self.settings.pretrained)},
         }
         if self.enhancer is not None:
-            md["model"].update(config=_jsonable(self.enhancer.config),
-                               history=_jsonable(self.enhancer.history))
+            md["model"].update(config=json_safe(self.enhancer.config),
+                               history=json_safe(self.enhancer.history))
         if stop.get("exit_status") != "success" or n < self.expected_projections:
             md.update(status="incomplete", error=(
                 f"scan ended with exit_status={stop.get('exit_status')!r} after {n} of "
@@ -254,16 +255,3 @@ class RunProcessor:
         md["timings"] = dict(self.timings)
         md["finished"] = time.time()
         return md
-
-
-def _jsonable(value: Any) -> Any:
-    """Convert numpy scalars and tuples so Tiled can store the metadata."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float | int | str | bool) or value is None:
-        return value
-    return str(value)

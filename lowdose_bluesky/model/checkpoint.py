@@ -20,10 +20,11 @@ import json
 import struct
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
+
+from ..jsonutil import json_safe
 
 __all__ = [
     "FORMAT_KEY",
@@ -151,18 +152,3 @@ def read_checkpoint(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, Any
     if _digest(meta_json, state) != extra["sha256"]:
         raise ValueError("corrupted Enhancer checkpoint: SHA-256 digest does not match")
     return state, metadata
-
-
-def json_safe(value: Any) -> Any:
-    """Convert numpy scalars/arrays and tuples inside ``value`` to JSON types."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
