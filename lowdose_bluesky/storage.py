@@ -13,8 +13,8 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import secrets
 import threading
-import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,10 @@ API_KEY_ENV = "LOWDOSE_TILED_API_KEY"
 #: Default number of events TiledWriter buffers before writing (see ADR 0003).
 DEFAULT_BATCH_SIZE = 50
 
-_servers: weakref.WeakValueDictionary[int, SimpleTiledServer] = weakref.WeakValueDictionary()
+# tiled 0.2.20 keeps the single-user API key in process-wide settings: a second
+# SimpleTiledServer in the same process makes the first one reject its own key. All
+# embedded servers of this process therefore share one random key.
+_PROCESS_API_KEY = secrets.token_hex(16)
 _all_servers: list[SimpleTiledServer] = []
 _shutdown_hook_installed = False
 _lock = threading.Lock()
@@ -145,7 +148,8 @@ def connect(uri: str | None = None, *, directory: str | os.PathLike[str] | None 
         storage.append(p)
     if directory is not None:
         Path(directory).expanduser().mkdir(parents=True, exist_ok=True)
-    server = SimpleTiledServer(directory=directory, readable_storage=storage or None)
+    server = SimpleTiledServer(directory=directory, readable_storage=storage or None,
+                               api_key=_PROCESS_API_KEY)
     with _lock:
         _all_servers.append(server)
         _install_shutdown_hook()

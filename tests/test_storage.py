@@ -126,3 +126,13 @@ def test_connect_error_does_not_leak_the_api_key():
 def test_subscribe_writer_rejects_bad_batch_size(tiled_client):
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         subscribe_writer(RunEngine({}), tiled_client, batch_size=0)
+
+
+def test_several_embedded_servers_in_one_process_all_keep_working(tmp_path, tiled_client):
+    first = connect(directory=tmp_path / "a")
+    first.create_container("one")
+    second = connect(directory=tmp_path / "b")
+    second.create_container("two")
+    assert "one" in first and "two" in second and RAW in tiled_client
+    close(first)
+    close(second)
