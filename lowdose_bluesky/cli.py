@@ -21,6 +21,19 @@ def _positive_int(minimum: int):
     return parse
 
 
+def _budget(text: str) -> str | float | None:
+    if text in ("scan", "none"):
+        return None if text == "none" else text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(
+            f"expected 'scan', 'none' or a positive number of seconds, got {text!r}")
+    return value
+
+
 def _scan(args: argparse.Namespace) -> int:
     from .scan import simulated_scan
 
@@ -49,7 +62,8 @@ def _worker(args: argparse.Namespace) -> int:
     for noisy in ("httpx", "tiled"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     run_worker(args.zmq, args.tiled, arch=args.arch, epochs=args.epochs, device=args.device,
-               pretrained=args.pretrained, progress=not args.no_progress)
+               pretrained=args.pretrained, progress=not args.no_progress,
+               training_budget=args.training_budget)
     return 0
 
 
@@ -81,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     worker.add_argument("--pretrained", default=None,
                         help="result uid or checkpoint path to fine-tune from")
+    worker.add_argument("--training-budget", type=_budget, default="scan",
+                        help="stop training when the scan ends ('scan', default), after N "
+                             "seconds, or only by epochs/early stopping ('none')")
     worker.add_argument("--no-progress", action="store_true", help="no progress bars")
     worker.set_defaults(func=_worker)
     return parser

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from pathlib import Path
@@ -49,6 +50,17 @@ class LiveEnhancer:
     threads
         torch CPU threads for the analysis (process-wide); default: one fewer than the
         machine's cores, leaving one to the RunEngine. ``None`` on a machine with one core.
+    training_budget
+        When training stops at the latest: ``"scan"`` (default) when the run's stop
+        document arrives, so that the result follows the scan closely (but never before
+        ``min_training_s`` seconds of training); a number of seconds; or ``None`` (only
+        ``epochs`` and early stopping). Training always keeps the best weights so far.
+    min_training_s
+        Least training time under ``training_budget="scan"``.
+    nice
+        Niceness added to the analysis worker thread on Linux (0 leaves it alone): the
+        scheduler then prefers the acquisition threads, so analysis never slows the scan
+        on a busy machine.
     train_options
         Extra keyword arguments of :func:`lowdose_bluesky.model.train_enhancer`.
     """
@@ -58,7 +70,8 @@ class LiveEnhancer:
                  skip_training: bool = False, fine_tune_epochs: int = 5, batch_size: int = 8,
                  frame_source: FrameSource | None = None, seed: int = 0, progress: bool = True,
                  threads: int | str | None = "auto",
-                 train_options: dict[str, Any] | None = None) -> None:
+                 training_budget: str | float | None = "scan", min_training_s: float = 20.0,
+                 nice: int = 10, train_options: dict[str, Any] | None = None) -> None:
         if skip_training and pretrained is None:
             raise ValueError("skip_training=True needs a pretrained model (pretrained=None given)")
         for name, value in (("epochs", epochs), ("batch_size", batch_size),
@@ -71,18 +84,24 @@ class LiveEnhancer:
         elif threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                       or threads < 1):
             raise ValueError(f"threads must be 'auto', None or a positive integer, got {threads!r}")
+        _check_budget(training_budget, min_training_s)
+        if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
+            raise ValueError(f"nice must be an integer from 0 to 19, got {nice!r}")
+        self.nice = nice
         self.client = client
         self.settings = AnalysisSettings(
             arch=arch, epochs=epochs, device=device, reconstruct=reconstruct,
             pretrained=pretrained, skip_training=skip_training,
             fine_tune_epochs=fine_tune_epochs, batch_size=batch_size, seed=seed,
-            progress=progress, threads=threads, train_options=dict(train_options or {}))
+            progress=progress, threads=threads, training_budget=training_budget,
+            min_training_s=float(min_training_s), train_options=dict(train_options or {}))
         self.source = frame_source if frame_source is not None else FileFrameSource()
         self._queue: queue.Queue[Any] = queue.Queue()
         self._descriptors: dict[str, str] = {}
         self._counters: dict[str, int] = {}
         self._run_uid: str | None = None
         self._done: dict[str, threading.Event] = {}
+        self._scan_ended: dict[str, threading.Event] = {}
         self._outcome: dict[str, tuple[str | None, BaseException | None]] = {}
         self._last_run: str | None = None
         self._worker = threading.Thread(target=self._work, name="lowdose-live-enhancer",
@@ -103,9 +122,10 @@ class LiveEnhancer:
         self._descriptors.clear()
         self._counters.clear()
         self._done[doc["uid"]] = threading.Event()
+        self._scan_ended[doc["uid"]] = threading.Event()
         if hasattr(self.source, "set_data_key") and doc.get("lowdose"):
             self.source.set_data_key(doc["uid"], doc["lowdose"]["image_key"])
-        self._queue.put(("start", doc))
+        self._queue.put(("start", doc, self._scan_ended[doc["uid"]]))
 
     def _on_descriptor(self, doc: dict[str, Any]) -> None:
         self._descriptors[doc["uid"]] = doc["name"]
@@ -125,6 +145,9 @@ class LiveEnhancer:
         self._queue.put(("event", self._run_uid, stream, index, doc["data"]))
 
     def _on_stop(self, doc: dict[str, Any]) -> None:
+        ended = self._scan_ended.pop(doc["run_start"], None)
+        if ended is not None:
+            ended.set()  # lets training under training_budget="scan" end now
         self._queue.put(("stop", doc))
         self._run_uid = None
 
@@ -158,6 +181,7 @@ class LiveEnhancer:
 
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
+        _lower_priority(self.nice)
         proc: RunProcessor | None = None
         failed: BaseException | None = None
         while True:
@@ -168,7 +192,8 @@ class LiveEnhancer:
             try:
                 if kind == "start":
                     proc, failed = None, None
-                    proc = RunProcessor(item[1], self.settings, self.source, self._pretrained)
+                    proc = RunProcessor(item[1], self.settings, self.source, self._pretrained,
+                                        scan_ended=item[2])
                 elif kind == "event" and proc is not None and failed is None:
                     _, run_uid, stream, index, data = item
                     ref = FrameRef(run_uid=run_uid, stream=stream, index=index,
@@ -225,9 +250,33 @@ class LiveEnhancer:
         return result_by_uid(self.client, text).checkpoint
 
 
+def _check_budget(budget: Any, floor: Any) -> None:
+    """Raise ValueError for a training budget LiveEnhancer cannot use."""
+    ok = budget is None or budget == "scan" or (
+        isinstance(budget, int | float) and not isinstance(budget, bool) and budget > 0)
+    if not ok:
+        raise ValueError("training_budget must be 'scan', a positive number of seconds or "
+                         f"None, got {budget!r}")
+    if isinstance(floor, bool) or not isinstance(floor, int | float) or not floor >= 0:
+        raise ValueError(f"min_training_s must be a number >= 0, got {floor!r}")
+
+
+def _lower_priority(nice: int) -> None:
+    """Add ``nice`` to the calling thread's niceness (Linux sets it per thread)."""
+    if nice == 0 or not hasattr(os, "setpriority") or not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + nice))
+    except OSError as exc:  # e.g. a sandbox that forbids it: analysis still runs
+        log.warning("could not lower the analysis thread's priority: %s", exc)
+
+
 def _settings_md(s: AnalysisSettings) -> dict[str, Any]:
     return {"arch": s.arch, "epochs": s.epochs, "device": s.device,
             "reconstruct": s.reconstruct, "skip_training": s.skip_training,
             "fine_tune_epochs": s.fine_tune_epochs, "batch_size": s.batch_size, "seed": s.seed,
             "pretrained": None if s.pretrained is None else str(s.pretrained),
+            "training_budget": s.training_budget, "min_training_s": s.min_training_s,
             "train_options": {k: str(v) for k, v in s.train_options.items()}}

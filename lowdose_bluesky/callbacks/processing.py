@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,8 @@ class AnalysisSettings:
     seed: int = 0
     progress: bool = True
     threads: int | None = None
+    training_budget: str | float | None = "scan"
+    min_training_s: float = 20.0
     train_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -63,8 +66,10 @@ class RunProcessor:
     """
 
     def __init__(self, start: dict[str, Any], settings: AnalysisSettings,
-                 source: FrameSource, load_pretrained: Any) -> None:
+                 source: FrameSource, load_pretrained: Any,
+                 scan_ended: threading.Event | None = None) -> None:
         self.start = start
+        self.scan_ended = scan_ended if scan_ended is not None else threading.Event()
         self.settings = settings
         self.source = source
         self._load_pretrained = load_pretrained
@@ -156,7 +161,7 @@ class RunProcessor:
             low, high = self._pairs()
             s = self.settings
             options = {"device": s.device, "seed": s.seed, "progress": s.progress,
-                       **s.train_options}
+                       **self._budget(t), **s.train_options}
             pretrained = self._load_pretrained(s.pretrained) if s.pretrained is not None else None
             if isinstance(pretrained, bytes):
                 pretrained = Enhancer.from_bytes(pretrained, device=s.device)
@@ -176,6 +181,20 @@ class RunProcessor:
             log.error("training failed for run %s: %s", self.start["uid"], exc)
         finally:
             self.timings["training_s"] = time.perf_counter() - t
+
+    def _budget(self, started: float) -> dict[str, Any]:
+        """``train_enhancer`` options that bound training by the settings' budget."""
+        budget = self.settings.training_budget
+        if budget is None:
+            return {}
+        if budget != "scan":
+            return {"max_seconds": float(budget)}
+        floor = self.settings.min_training_s
+
+        def scan_over() -> bool:
+            return self.scan_ended.is_set() and time.perf_counter() - started >= floor
+
+        return {"stop_requested": scan_over}
 
     def _pairs(self) -> tuple[np.ndarray, np.ndarray]:
         by_angle: dict[float, dict[float, np.ndarray]] = {}

@@ -6,6 +6,8 @@ import copy
 import math
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
 
@@ -91,6 +93,8 @@ def train_enhancer(
     init: Enhancer | bytes | str | os.PathLike[str] | None = None,
     network_options: dict[str, Any] | None = None,
     inference_stride: int | None = None,
+    stop_requested: Callable[[], bool] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> Enhancer:
     """Train a network mapping short-exposure frames to long-exposure frames.
 
@@ -145,6 +149,13 @@ def train_enhancer(
     inference_stride
         Patch-network only: default blending stride stored on the Enhancer
         (default ``patch_size // 2``).
+    stop_requested
+        Called after every batch; when it returns true, training ends after
+        that batch (with the best weights so far, ``stopped="requested"``).
+        Used by the live callback to stop training when the scan ends.
+    on_epoch
+        Called with each epoch's record as soon as the epoch is done (for
+        live feedback); exceptions in it propagate.
 
     Returns
     -------
@@ -170,6 +181,9 @@ def train_enhancer(
     stride = _optional(stride, "stride", check_positive_int) or 1
     patch_size = _optional(patch_size, "patch_size", check_positive_int)
     inference_stride = _optional(inference_stride, "inference_stride", check_positive_int)
+    for name, hook in (("stop_requested", stop_requested), ("on_epoch", on_epoch)):
+        if hook is not None and not callable(hook):
+            raise ValueError(f"{name} must be a callable or None; got {hook!r}")
     if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
     torch_device = resolve_device(device)
@@ -261,9 +275,10 @@ def train_enhancer(
     if arch in PATCH_ARCHS:
         config["inference_stride"] = inference_stride or max(1, patch // 2)
 
+    hooks = _Hooks(stop_requested, on_epoch)
     with seeded(int(seed), torch_device):  # dropout
         history, summary = _fit(
-            network, patches, config, get_loss(loss), rng, torch_device, progress
+            network, patches, config, get_loss(loss), rng, torch_device, progress, hooks
         )
     if base is not None:
         offset = len(base.history)
@@ -281,6 +296,14 @@ def train_enhancer(
     )
 
 
+@dataclass(frozen=True)
+class _Hooks:
+    """Caller hooks of the optimisation loop (see :func:`train_enhancer`)."""
+
+    stop_requested: Callable[[], bool] | None = None
+    on_epoch: Callable[[dict[str, Any]], None] | None = None
+
+
 def _fit(
     network: torch.nn.Module,
     patches: PatchSet,
@@ -289,6 +312,7 @@ def _fit(
     rng: np.random.Generator,
     device: torch.device,
     progress: bool,
+    hooks: _Hooks,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run the optimisation loop; return the history and a summary for the config."""
 
@@ -334,6 +358,9 @@ def _fit(
                 if max_seconds is not None and time.perf_counter() - started > max_seconds:
                     stopped = "max_seconds"
                     break
+                if hooks.stop_requested is not None and hooks.stop_requested():
+                    stopped = "requested"
+                    break
             val_loss, val_psnr = _evaluate(network, x_val, y_val, loss_fn)
             history.append(
                 {
@@ -344,6 +371,8 @@ def _fit(
                     "seconds": time.perf_counter() - t0,
                 }
             )
+            if hooks.on_epoch is not None:
+                hooks.on_epoch(dict(history[-1]))
             bar.update(1)
             bar.set_postfix(
                 loss=f"{history[-1]['train_loss']:.4g}",
@@ -355,7 +384,7 @@ def _fit(
                 best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
             else:
                 waited += 1
-            if stopped == "max_seconds":
+            if stopped in ("max_seconds", "requested"):
                 break
             if patience is not None and val_psnr is not None and waited >= patience:
                 stopped = "early_stopping"

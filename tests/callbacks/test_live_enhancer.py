@@ -1,5 +1,9 @@
 """LiveEnhancer: a real plan, a real Tiled server, a real (tiny) network."""
 
+import os
+import sys
+import time
+
 import numpy as np
 import pytest
 from bluesky import RunEngine
@@ -146,11 +150,56 @@ def test_run_without_flats_explains_what_is_missing(tiled_client, live_RE, live_
     live.close()
 
 
+def test_training_ends_with_the_scan(tiled_client, live_RE, live_txm):
+    # far more epochs than the scan lasts: training must stop at the stop document
+    live = LiveEnhancer(tiled_client, epochs=100_000, min_training_s=0, progress=False,
+                        train_options=TRAIN)
+    live_RE.subscribe(live)
+    (uid,) = _scan(live_RE, live_txm)
+    live.wait(timeout=300)
+    md = results(tiled_client, uid).metadata
+    assert md["model"]["config"]["stopped"] == "requested"
+    assert 1 <= len(md["model"]["history"]) < 100_000
+    assert md["settings"]["training_budget"] == "scan"
+    live.close()
+
+
+def test_seconds_budget_reaches_train_enhancer(tiled_client, live_RE, live_txm):
+    live = LiveEnhancer(tiled_client, epochs=100_000, training_budget=0.5, progress=False,
+                        train_options=TRAIN)
+    live_RE.subscribe(live)
+    (uid,) = _scan(live_RE, live_txm, num_projections=5)
+    live.wait(timeout=300)
+    config = results(tiled_client, uid).metadata["model"]["config"]
+    assert config["stopped"] == "max_seconds" and config["max_seconds"] == 0.5
+    live.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux")
+def test_analysis_thread_runs_at_lower_priority(tiled_client):
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    live = LiveEnhancer(tiled_client, nice=5)
+    deadline = time.monotonic() + 10
+    while (os.getpriority(os.PRIO_PROCESS, live._worker.native_id) == base
+           and time.monotonic() < deadline):
+        time.sleep(0.01)
+    assert os.getpriority(os.PRIO_PROCESS, live._worker.native_id) == min(19, base + 5)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the calling thread is unchanged
+    live.close()
+
+
 def test_bad_arguments(tiled_client):
     with pytest.raises(ValueError, match="skip_training=True needs a pretrained model"):
         LiveEnhancer(tiled_client, skip_training=True)
     with pytest.raises(ValueError, match="epochs must be a positive integer, got 0"):
         LiveEnhancer(tiled_client, epochs=0)
+    with pytest.raises(ValueError, match="training_budget must be 'scan', a positive number "
+                                         "of seconds or None, got 'forever'"):
+        LiveEnhancer(tiled_client, training_budget="forever")
+    with pytest.raises(ValueError, match="min_training_s must be a number >= 0, got -1"):
+        LiveEnhancer(tiled_client, min_training_s=-1)
+    with pytest.raises(ValueError, match="nice must be an integer from 0 to 19, got 25"):
+        LiveEnhancer(tiled_client, nice=25)
     live = LiveEnhancer(tiled_client)
     with pytest.raises(RuntimeError, match="has not seen any run"):
         live.wait(timeout=1)

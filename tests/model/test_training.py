@@ -131,6 +131,25 @@ def test_early_stopping_and_time_budget(pairs: tuple) -> None:
     assert timed.config["stopped"] == "max_seconds" and len(timed.history) == 1
 
 
+def test_stop_request_and_epoch_hook(pairs: tuple) -> None:
+    low, high = pairs
+    records: list[dict] = []
+    calls = {"n": 0}
+
+    def stop_after_three_batches() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 3
+
+    enhancer = train_enhancer(
+        low, high, arch="unet", epochs=50, batch_size=4, max_patches=64, progress=False,
+        device="cpu", network_options={"base_channels": 4},
+        stop_requested=stop_after_three_batches, on_epoch=records.append,
+    )
+    assert enhancer.config["stopped"] == "requested"
+    assert calls["n"] == 3 and len(enhancer.history) == 1
+    assert records == enhancer.history and records[0]["epoch"] == 1
+
+
 def test_without_validation(pairs: tuple) -> None:
     low, high = pairs
     enhancer = train_enhancer(

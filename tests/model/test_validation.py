@@ -89,6 +89,8 @@ def test_frames_smaller_than_the_patch(pairs: tuple) -> None:
         ({"init": 42}, r"init must be an Enhancer"),
         ({"arch": "yang2018", "patch_size": 20}, r"multiple of 8"),
         ({"network_options": {"width": 2}}, r"unknown option\(s\)"),
+        ({"stop_requested": True}, r"stop_requested must be a callable or None; got True"),
+        ({"on_epoch": "plot"}, r"on_epoch must be a callable or None; got 'plot'"),
     ],
 )
 def test_bad_arguments(pairs: tuple, kwargs: dict, message: str) -> None:
