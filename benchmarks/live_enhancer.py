@@ -12,6 +12,7 @@ Usage: ``python benchmarks/live_enhancer.py [--size 256] [--projections 361]``
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -59,14 +60,20 @@ def main() -> None:
     parser.add_argument("--dose-ratio", type=float, default=15.0)
     parser.add_argument("--flux", type=float, default=2000.0, help="counts/pixel/s")
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--training-budget", default="scan",
+                        help="'scan' (default), seconds, or 'none'")
     args = parser.parse_args()
+    budget = {"scan": "scan", "none": None}.get(args.training_budget)
+    if budget is None and args.training_budget != "none":
+        budget = float(args.training_budget)
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="lowdose_live_"))
     txm = make_sim_txm(detector_shape=(args.size, args.size), seed=0, flux=args.flux,
                        data_dir=work / "frames", realistic_timing=True)
     client = connect(directory=work / "tiled", readable_storage=[work / "frames"])
 
     _, t_without, _ = run_scan(txm, client, args, None)
-    live = LiveEnhancer(client, epochs=args.epochs, progress=False)
+    live = LiveEnhancer(client, epochs=args.epochs, training_budget=budget, progress=False)
     uid, t_with, t_last = run_scan(txm, client, args, live)
     live.wait(timeout=3600)
     t_stored = time.perf_counter()
@@ -90,7 +97,8 @@ def main() -> None:
         "",
         f"`python benchmarks/live_enhancer.py --size {args.size} --projections "
         f"{args.projections} --short {args.short} --dose-ratio {args.dose_ratio} --flux "
-        f"{args.flux} --epochs {args.epochs}`: simulated TXM with realistic exposure "
+        f"{args.flux} --epochs {args.epochs} --training-budget {args.training_budget}`: "
+        "simulated TXM with realistic exposure "
         f"timing, {args.projections} projections of {args.size}x{args.size}, reference pairs "
         f"at 30 and 120 deg, long = {args.dose_ratio:g} x short exposure (Poisson counts, "
         f"{args.flux * args.short:.0f} open-beam counts per pixel at the short exposure), "
@@ -109,8 +117,11 @@ def main() -> None:
         f"(+{gain:.3f}) | >= raw + 0.2 {'met' if gain >= 0.2 else 'NOT met'} |",
         f"| PSNR to phantom, raw / enhanced | {q['raw'][1]:.2f} / {q['enhanced'][1]:.2f} dB | |",
         "",
-        f"Training epochs run: {len(md['model'].get('history', []))}. SSIM/PSNR with "
+        f"Training epochs run: {len(md['model'].get('history', []))} (stopped: "
+        f"{md['model'].get('config', {}).get('stopped')}, training budget "
+        f"{args.training_budget!r}). SSIM/PSNR with "
         f"data_range = {rng:g} (phantom values), reconstructions divided by mu. "
+        f"Load average before the run: {load_before:.1f}. "
         f"{machine_info()}",
     ]
     write_section("live_enhancer", "\n".join(lines))

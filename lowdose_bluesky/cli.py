@@ -61,9 +61,14 @@ def _worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("httpx", "tiled"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    figure = None
+    if args.figure is not None:
+        from .callbacks.live_figure import LiveFigure
+
+        figure = LiveFigure(args.figure)
     run_worker(args.zmq, args.tiled, arch=args.arch, epochs=args.epochs, device=args.device,
                pretrained=args.pretrained, progress=not args.no_progress,
-               training_budget=args.training_budget)
+               training_budget=args.training_budget, figure=figure)
     return 0
 
 
@@ -98,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--training-budget", type=_budget, default="scan",
                         help="stop training when the scan ends ('scan', default), after N "
                              "seconds, or only by epochs/early stopping ('none')")
+    worker.add_argument("--figure", type=Path, default=None, metavar="PNG",
+                        help="keep a live figure of the analysis in this PNG file")
     worker.add_argument("--no-progress", action="store_true", help="no progress bars")
     worker.set_defaults(func=_worker)
     return parser

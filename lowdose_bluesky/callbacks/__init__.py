@@ -1,6 +1,17 @@
 """Live Bluesky callbacks: train, enhance and reconstruct while the scan runs."""
 
+from typing import Any
+
 from .frame_source import FileFrameSource, FrameRef, FrameSource, TiledFrameSource
 from .live_enhancer import LiveEnhancer
 
-__all__ = ["FileFrameSource", "FrameRef", "FrameSource", "LiveEnhancer", "TiledFrameSource"]
+__all__ = ["FileFrameSource", "FrameRef", "FrameSource", "LiveEnhancer", "LiveFigure",
+           "TiledFrameSource"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LiveFigure":  # imports matplotlib: only when asked for
+        from .live_figure import LiveFigure
+
+        return LiveFigure
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -57,6 +57,9 @@ class LiveEnhancer:
         ``epochs`` and early stopping). Training always keeps the best weights so far.
     min_training_s
         Least training time under ``training_budget="scan"``.
+    figure
+        A :class:`~lowdose_bluesky.callbacks.LiveFigure` to update as the analysis goes
+        on (training curve, latest projection raw vs enhanced, reconstructed slice).
     nice
         Niceness added to the analysis worker thread on Linux (0 leaves it alone): the
         scheduler then prefers the acquisition threads, so analysis never slows the scan
@@ -71,7 +74,8 @@ class LiveEnhancer:
                  frame_source: FrameSource | None = None, seed: int = 0, progress: bool = True,
                  threads: int | str | None = "auto",
                  training_budget: str | float | None = "scan", min_training_s: float = 20.0,
-                 nice: int = 10, train_options: dict[str, Any] | None = None) -> None:
+                 nice: int = 10, figure: Any = None,
+                 train_options: dict[str, Any] | None = None) -> None:
         if skip_training and pretrained is None:
             raise ValueError("skip_training=True needs a pretrained model (pretrained=None given)")
         for name, value in (("epochs", epochs), ("batch_size", batch_size),
@@ -94,7 +98,8 @@ class LiveEnhancer:
             pretrained=pretrained, skip_training=skip_training,
             fine_tune_epochs=fine_tune_epochs, batch_size=batch_size, seed=seed,
             progress=progress, threads=threads, training_budget=training_budget,
-            min_training_s=float(min_training_s), train_options=dict(train_options or {}))
+            min_training_s=float(min_training_s), figure=figure,
+            train_options=dict(train_options or {}))
         self.source = frame_source if frame_source is not None else FileFrameSource()
         self._queue: queue.Queue[Any] = queue.Queue()
         self._descriptors: dict[str, str] = {}

@@ -38,6 +38,7 @@ class AnalysisSettings:
     threads: int | None = None
     training_budget: str | float | None = "scan"
     min_training_s: float = 20.0
+    figure: Any = None
     train_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -97,6 +98,16 @@ class RunProcessor:
         self.t0 = time.perf_counter()
         self.last_frame_time: float | None = None
         self._bar: tqdm | None = None
+        self._show("reset", start["uid"])
+
+    def _show(self, method: str, *args: Any) -> None:
+        """Update the live figure, if any; a figure error never stops the analysis."""
+        if self.settings.figure is None:
+            return
+        try:
+            getattr(self.settings.figure, method)(*args)
+        except Exception as exc:
+            log.warning("live figure update %r failed: %s", method, exc)
 
     # ----------------------------------------------------------------- frames
     def add_frame(self, stream: str, ref: FrameRef, data: dict[str, Any]) -> None:
@@ -162,6 +173,9 @@ class RunProcessor:
             s = self.settings
             options = {"device": s.device, "seed": s.seed, "progress": s.progress,
                        **self._budget(t), **s.train_options}
+            if s.figure is not None:
+                options.setdefault("on_epoch", lambda record: self._show("add_epoch", record))
+            self._show("stage", f"training on {len(low)} reference pairs")
             pretrained = self._load_pretrained(s.pretrained) if s.pretrained is not None else None
             if isinstance(pretrained, bytes):
                 pretrained = Enhancer.from_bytes(pretrained, device=s.device)
@@ -224,6 +238,8 @@ class RunProcessor:
             self.enhanced[idx] = self.enhancer(self.raw[idx])
             if self._bar is not None:
                 self._bar.update(len(idx))
+        last = take[-1]
+        self._show("set_projection", last, self.raw[last], self.enhanced[last])
         del self.pending[: len(take)]
         self.timings["enhancement_s"] = self.timings.get("enhancement_s", 0.0) + (
             time.perf_counter() - t)
@@ -250,6 +266,7 @@ class RunProcessor:
             md.update(status="incomplete", error=(
                 f"scan ended with exit_status={stop.get('exit_status')!r} after {n} of "
                 f"{self.expected_projections} projections; no reconstruction made"))
+            self._show("stage", "scan incomplete: no reconstruction")
             return self._finalise(md), {}, None
         if self.training_error is not None:
             raise self.training_error
@@ -266,6 +283,9 @@ class RunProcessor:
                                                        center=center)
             md["center"] = float(center)
             self.timings["reconstruction_s"] = time.perf_counter() - t
+            mid = arrays["reconstruction"].shape[0] // 2
+            self._show("set_slices", arrays["reconstruction_raw"][mid],
+                       arrays["reconstruction"][mid])
         return self._finalise(md), arrays, self.enhancer.to_bytes()
 
     def _finalise(self, md: dict[str, Any]) -> dict[str, Any]:

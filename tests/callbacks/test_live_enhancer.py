@@ -11,32 +11,11 @@ from bluesky.utils import RunEngineInterrupted
 
 from lowdose_bluesky import results
 from lowdose_bluesky.callbacks import LiveEnhancer
-from lowdose_bluesky.devices.sim import make_sim_txm
 from lowdose_bluesky.model import Enhancer
-from lowdose_bluesky.plans import lowdose_tomo_plan
 from lowdose_bluesky.storage import RAW, subscribe_writer
 
-TRAIN = {"patch_size": 16, "max_patches": 1024, "batch_size": 32, "patience": None}
-
-
-def _scan(RE, txm, **kwargs):
-    args = {"num_projections": 37, "num_darks": 3, "num_flats": 3, "long_exposure": 30.0,
-            "short_exposure": 1.0, "reference_angles": (30.0, 120.0), **kwargs}
-    return RE(lowdose_tomo_plan(txm.detector, txm.rotation, sample_x=txm.sample_x,
-                                shutter=txm.shutter, **args))
-
-
-@pytest.fixture
-def live_txm(frames_root, request):
-    return make_sim_txm(detector_shape=(32, 32), seed=3, flux=50.0,
-                        data_dir=frames_root / request.node.name)
-
-
-@pytest.fixture
-def live_RE(tiled_client):
-    RE = RunEngine({}, call_returns_result=False)
-    subscribe_writer(RE, tiled_client, batch_size=10)
-    return RE
+from ._live import TRAIN
+from ._live import scan as _scan
 
 
 def test_result_stored_with_provenance_and_better_than_raw(tiled_client, live_RE, live_txm):
