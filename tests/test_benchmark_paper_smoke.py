@@ -23,7 +23,7 @@ def _load_script():
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(900)
 def test_paper_synthetic_quick(tmp_path):
     script = _load_script()
     results = tmp_path / "RESULTS.md"
