@@ -1,0 +1,41 @@
+"""The microscope: ``det``, ``rot``, ``sample_x``, ``shutter`` (and ``txm``, all of them).
+
+``LOWDOSE_DEVICES=sim`` (default): the simulated TXM, frames written under
+``LOWDOSE_DATA_DIR/frames``; ``LOWDOSE_SIM_SIZE`` sets the camera (``256`` or ``HxW``).
+
+``LOWDOSE_DEVICES=epics``: the beamline's EPICS devices, PV prefixes from the YAML file
+named by ``LOWDOSE_EPICS_CONFIG`` and/or the ``LOWDOSE_PV_*`` environment variables.
+"""
+
+import os
+
+
+def _lowdose_sim_shape(text):
+    """``"256"`` -> ``(256, 256)``, ``"128x160"`` -> ``(128, 160)``."""
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if len(shape) == 1:
+        shape = shape * 2
+    if len(shape) != 2:
+        raise ValueError(f"LOWDOSE_SIM_SIZE must be N or HxW (pixels), got {text!r}")
+    return shape
+
+
+LOWDOSE_DEVICES = (os.environ.get("LOWDOSE_DEVICES") or "sim").strip().lower()
+if LOWDOSE_DEVICES == "sim":
+    from lowdose_bluesky.devices.sim import make_sim_txm
+
+    txm = make_sim_txm(detector_shape=_lowdose_sim_shape(os.environ.get("LOWDOSE_SIM_SIZE")
+                                                         or "256"),
+                       data_dir=FRAMES_DIR)  # noqa: F821 (00-base.py)
+elif LOWDOSE_DEVICES == "epics":
+    from lowdose_bluesky.devices.epics import load_epics_config, make_epics_txm
+
+    txm = make_epics_txm(load_epics_config(os.environ.get("LOWDOSE_EPICS_CONFIG") or {}))
+else:
+    raise ValueError(f"LOWDOSE_DEVICES must be 'sim' or 'epics', got {LOWDOSE_DEVICES!r}")
+
+det, rot, sample_x, shutter = txm.detector, txm.rotation, txm.sample_x, txm.shutter
