@@ -8,6 +8,12 @@ from pathlib import Path
 
 __all__ = ["main"]
 
+#: Data directory shared by ``scan``, ``demo``, ``serve`` and ``show``.
+DEFAULT_DATA_DIR = Path("lowdose_data")
+#: Environment variable of the Tiled API key (as in :mod:`lowdose_bluesky.storage`,
+#: which is not imported here to keep ``--help`` fast).
+API_KEY_ENV = "LOWDOSE_TILED_API_KEY"
+
 
 def _positive_int(minimum: int):
     def parse(text: str) -> int:
@@ -31,6 +37,40 @@ def _budget(text: str) -> str | float | None:
     if not value > 0:
         raise argparse.ArgumentTypeError(
             f"expected 'scan', 'none' or a positive number of seconds, got {text!r}")
+    return value
+
+
+def _dose_ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 1 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected a number > 1 (long / short exposure), got {text!r}")
+    return value
+
+
+def _seconds_or_none(text: str) -> float | None:
+    if text == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of seconds or 'none', got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 65535, got {value}")
     return value
 
 
@@ -72,6 +112,86 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import DemoFailed, demo_table, run_demo
+
+    try:
+        demo = run_demo(args.data_dir, size=args.size, projections=args.projections,
+                        dose_ratio=args.dose_ratio, epochs=args.epochs,
+                        training_budget=args.training_budget, seed=args.seed,
+                        progress=not args.no_progress, figure=args.figure,
+                        log=lambda line: print(line, file=sys.stderr, flush=True))
+    except DemoFailed as exc:
+        print(f"lowdose-bluesky: analysis failed: {exc}", file=sys.stderr)
+        return 1
+    print(demo_table(demo))
+    print("Look at it again later:")
+    print(f"  lowdose-bluesky show {demo.run_uid} --data-dir {str(demo.data_dir)!r}")
+    return 0
+
+
+def _data_dir_catalog(data_dir: Path) -> tuple[Path, Path]:
+    """``(DIR/tiled, DIR/frames)`` of an existing data directory, else ValueError."""
+    root = data_dir.expanduser().resolve()
+    catalog, frames = root / "tiled", root / "frames"
+    if not (catalog / "catalog.db").is_file():
+        raise ValueError(f"--data-dir {str(data_dir)!r} holds no Tiled catalog (expected "
+                         f"{catalog / 'catalog.db'}, written by 'lowdose-bluesky demo', 'scan' "
+                         "or 'serve'); pass an existing data directory or --tiled URI")
+    return catalog, frames
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .report import collect_report, format_table, save_report_figure, summary_lines
+    from .storage import close, connect
+
+    if args.tiled is not None:
+        client = connect(args.tiled)
+        default_figure = Path(f"lowdose-{args.uid[:8]}.png")
+    else:
+        catalog, frames = _data_dir_catalog(args.data_dir)
+        client = connect(directory=catalog,
+                         readable_storage=[frames] if frames.is_dir() else [])
+        default_figure = catalog.parent / "figures" / f"{args.uid[:8]}.png"
+    try:
+        report = collect_report(client, args.uid)
+        print(format_table(summary_lines(report)))
+        path = save_report_figure(report, args.figure or default_figure)
+    finally:
+        close(client)
+    print(f"figure: {path}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .tiled_server import mask_key, plan_server, serve
+
+    root = args.data_dir.expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--data-dir {str(args.data_dir)!r} exists and is not a directory")
+    plan = plan_server(root / "tiled", [root / "frames"], host=args.host, port=args.port,
+                       api_key=args.api_key)
+
+    def ready(uri: str) -> None:
+        print(f"Tiled server for {plan.directory} (frames readable from "
+              f"{plan.readable_storage[0]})")
+        print(f"URI     : {uri}")
+        print(f"API key : {mask_key(plan.api_key)}, {plan.key_source}")
+        print(f"Clients : connect({uri!r}) from lowdose_bluesky.storage, with {API_KEY_ENV}")
+        print("          set to the key (or the key in the URI: ...?api_key=KEY)")
+        print("Stop with Ctrl-C.", flush=True)
+
+    try:
+        serve(plan, on_ready=ready)
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:
+        print(f"lowdose-bluesky: error: {exc}", file=sys.stderr)
+        return 1
+    print("Tiled server stopped.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(prog="lowdose-bluesky", description=(
@@ -86,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--dose-ratio", type=float, default=15.0,
                       help="long / short exposure (default 15)")
     scan.add_argument("--seed", type=int, default=0, help="phantom and noise seed")
-    scan.add_argument("--data-dir", type=Path, default=Path("lowdose_data"),
+    scan.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
                       help="where frames and the Tiled catalog go (default ./lowdose_data)")
     scan.set_defaults(func=_scan)
 
@@ -107,6 +227,70 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep a live figure of the analysis in this PNG file")
     worker.add_argument("--no-progress", action="store_true", help="no progress bars")
     worker.set_defaults(func=_worker)
+
+    demo = sub.add_parser("demo", help="the whole job on a simulated TXM: scan with live "
+                                       "training and enhancement, reconstruction, quality "
+                                       "against the phantom, a figure", description=(
+        "Scan a simulated sample with lowdose_tomo_plan in a RunEngine while LiveEnhancer "
+        "trains on the long/short reference pairs and enhances every short-exposure "
+        "projection; reconstruct raw and enhanced, store everything in a persistent embedded "
+        "Tiled catalog, print PSNR/SSIM against the phantom and timings, write a figure. "
+        "Ctrl-C aborts the scan (the run stays readable) and exits with status 130."))
+    demo.add_argument("--size", type=_positive_int(16), default=128,
+                      help="detector width and height in pixels, >= 16 (default 128)")
+    demo.add_argument("--projections", type=_positive_int(3), default=181,
+                      help="short-exposure projections over 0..180 deg, >= 3 (default 181)")
+    demo.add_argument("--dose-ratio", type=_dose_ratio, default=15.0,
+                      help="long / short exposure, > 1 (default 15)")
+    demo.add_argument("--epochs", type=_positive_int(1), default=30,
+                      help="maximum training epochs (default 30)")
+    demo.add_argument("--training-budget", type=_seconds_or_none, default=60.0,
+                      metavar="SECONDS",
+                      help="stop training after this many seconds at the latest, or 'none' "
+                           "(default 60)")
+    demo.add_argument("--seed", type=int, default=0, help="phantom, noise and training seed")
+    demo.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                      help="where frames and the Tiled catalog go (default ./lowdose_data)")
+    demo.add_argument("--figure", type=Path, default=None, metavar="PNG",
+                      help="figure file (default DATA_DIR/figures/demo-<run uid>.png)")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    demo.set_defaults(func=_demo)
+
+    serve = sub.add_parser("serve", help="serve the Tiled catalog of a data directory to "
+                                         "profiles, workers and 'show' until Ctrl-C",
+                           description=(
+        "Serve DATA_DIR/tiled (the catalog of 'demo' and 'scan') over HTTP, with the detector "
+        "frames in DATA_DIR/frames readable, until Ctrl-C. Clients: "
+        "lowdose_bluesky.storage.connect(URI) with the key in LOWDOSE_TILED_API_KEY."))
+    serve.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                       help="catalog in DATA_DIR/tiled, frames read from DATA_DIR/frames "
+                            "(default ./lowdose_data; created if missing)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1; any other than "
+                            "loopback needs an API key)")
+    serve.add_argument("--port", type=_port, default=8000,
+                       help="port, 0 for any free one (default 8000)")
+    serve.add_argument("--api-key", default=None,
+                       help=f"single-user API key (better: set {API_KEY_ENV}, which is used "
+                            "when this is not given; loopback default: a key generated and "
+                            "kept in DATA_DIR/tiled/api_key)")
+    serve.set_defaults(func=_serve)
+
+    show = sub.add_parser("show", help="print a stored run's metadata and result summary "
+                                       "and write its figure", description=(
+        "Print a raw run's metadata (plan arguments, exposures, dose ratio, stream shapes) and "
+        "its newest analysis result (status, model, epochs, timings, rotation centre; PSNR/SSIM "
+        "against the phantom for a simulated run), and write its figure."))
+    show.add_argument("uid", help="uid of the raw run")
+    where = show.add_mutually_exclusive_group()
+    where.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                       help="data directory of 'demo' or 'scan' (default ./lowdose_data)")
+    where.add_argument("--tiled", default=None, metavar="URI",
+                       help=f"Tiled server URI instead (API key in the URI or {API_KEY_ENV})")
+    show.add_argument("--figure", type=Path, default=None, metavar="PNG",
+                      help="figure file (default DATA_DIR/figures/<uid>.png, or "
+                           "./lowdose-<uid>.png with --tiled)")
+    show.set_defaults(func=_show)
     return parser
 
 
@@ -118,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ConnectionError) as exc:
         print(f"lowdose-bluesky: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        detail = f": {exc}" if str(exc) else ""
+        print(f"lowdose-bluesky: interrupted{detail}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -147,7 +147,8 @@ class LiveEnhancer:
             return
         index = self._counters.get(stream, 0)
         self._counters[stream] = index + 1
-        self._queue.put(("event", self._run_uid, stream, index, doc["data"]))
+        self._queue.put(("event", self._run_uid, stream, index, doc["data"],
+                         time.perf_counter()))
 
     def _on_stop(self, doc: dict[str, Any]) -> None:
         ended = self._scan_ended.pop(doc["run_start"], None)
@@ -200,10 +201,10 @@ class LiveEnhancer:
                     proc = RunProcessor(item[1], self.settings, self.source, self._pretrained,
                                         scan_ended=item[2])
                 elif kind == "event" and proc is not None and failed is None:
-                    _, run_uid, stream, index, data = item
+                    _, run_uid, stream, index, data, received = item
                     ref = FrameRef(run_uid=run_uid, stream=stream, index=index,
                                    datum_id=data[proc.image_key])
-                    proc.add_frame(stream, ref, data)
+                    proc.add_frame(stream, ref, data, received)
                     if self._queue.empty():  # caught up: enhance what is waiting
                         proc.enhance_pending()
                 elif kind == "stop":

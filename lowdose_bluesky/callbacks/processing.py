@@ -110,8 +110,14 @@ class RunProcessor:
             log.warning("live figure update %r failed: %s", method, exc)
 
     # ----------------------------------------------------------------- frames
-    def add_frame(self, stream: str, ref: FrameRef, data: dict[str, Any]) -> None:
-        """Read one announced frame and file it by stream."""
+    def add_frame(self, stream: str, ref: FrameRef, data: dict[str, Any],
+                  received: float | None = None) -> None:
+        """Read one announced frame and file it by stream.
+
+        ``received`` is when its event document reached the callback
+        (``time.perf_counter()``; default: now), the start of the result latency.
+        """
+        arrived = time.perf_counter() if received is None else received
         frame = self.source.read(ref)
         exposure = float(data[self.exposure_key])
         if stream == "dark":
@@ -125,7 +131,7 @@ class RunProcessor:
                 self.train()
         elif stream == "primary":
             self._add_projection(ref["index"], frame, float(data[self.rotation_key]))
-        self.last_frame_time = time.perf_counter()
+        self.last_frame_time = arrived
 
     def _add_projection(self, index: int, frame: np.ndarray, angle: float) -> None:
         if self.enhancer is None and self.training_error is None:
@@ -155,6 +161,17 @@ class RunProcessor:
                 f"{sorted(self.flats)}): flat-field correction needs both streams at both "
                 "exposures")
         return self.flats[exposure].value, self.darks[exposure].value
+
+    def _transmission_floor(self) -> float:
+        """Half a count of the short exposure, as transmission: the floor before ``-log``.
+
+        A pixel that received no photon (or less than the dark level) has no finite line
+        integral; clipping it at half a count instead of a tiny constant keeps one such
+        pixel from streaking the whole raw reconstruction.
+        """
+        flat, dark = self._correction(self.short)
+        counts = float(np.median(flat - dark))
+        return float(min(0.5, 0.5 / counts)) if counts > 0 else 1e-6
 
     def _transmission(self, frames: np.ndarray, exposure: float) -> np.ndarray:
         flat, dark = self._correction(exposure)
@@ -275,13 +292,15 @@ class RunProcessor:
         if self.settings.reconstruct:
             t = time.perf_counter()
             angles = np.asarray(self.angles[:n])
-            li_enh = minus_log(self.enhanced[:n])
+            floor = self._transmission_floor()
+            li_enh = minus_log(self.enhanced[:n], floor=floor)
             center = find_center(li_enh, angles)
             arrays["reconstruction"] = reconstruct(li_enh, angles, center=center)
             del li_enh
-            arrays["reconstruction_raw"] = reconstruct(minus_log(self.raw[:n]), angles,
-                                                       center=center)
+            arrays["reconstruction_raw"] = reconstruct(minus_log(self.raw[:n], floor=floor),
+                                                       angles, center=center)
             md["center"] = float(center)
+            md["transmission_floor"] = floor
             self.timings["reconstruction_s"] = time.perf_counter() - t
             mid = arrays["reconstruction"].shape[0] // 2
             self._show("set_slices", arrays["reconstruction_raw"][mid],

@@ -1,0 +1,283 @@
+"""The ``lowdose-bluesky demo`` command: table, figure, Tiled contents, Ctrl-C, bad options."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lowdose_bluesky.cli import main
+from lowdose_bluesky.result_store import results
+from lowdose_bluesky.storage import RAW, close, connect
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TINY = ["--size", "32", "--projections", "19", "--epochs", "2", "--no-progress"]
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height of a PNG file (checks the signature and the IHDR chunk)."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, f"{path} is not a PNG file"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def table_value(text: str, label: str) -> str:
+    match = re.search(rf"^{re.escape(label)}\s{{2,}}(.+)$", text, re.MULTILINE)
+    assert match, f"no row {label!r} in:\n{text}"
+    return match.group(1).strip()
+
+
+def quality(text: str, label: str) -> tuple[float, float]:
+    value = table_value(text, label)
+    match = re.fullmatch(r"PSNR\s+([-\d.]+) dB,?\s+SSIM ([-\d.]+)", value)
+    assert match, value
+    return float(match.group(1)), float(match.group(2))
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Path]:
+    data = tmp_path_factory.mktemp("demo") / "data"
+    rc, out, err = run_cli(["demo", *TINY, "--data-dir", str(data)])
+    assert rc == 0, err
+    return out, err, data
+
+
+@pytest.mark.slow
+def test_demo_prints_the_table_and_writes_a_png(demo_run):
+    out, err, data = demo_run
+    for label in ("raw reconstruction vs phantom", "enhanced reconstruction vs phantom"):
+        psnr, ssim = quality(out, label)
+        assert 5 < psnr < 60 and 0 < ssim <= 1
+    assert table_value(out, "dose ratio (long / short)").startswith("15 (0.75 s / 0.05 s")
+    assert table_value(out, "scan").endswith("(19 projections of 32x32)")
+    assert re.fullmatch(r"[\d.]+ s \(\d+ epochs, stopped: \w+\)", table_value(out, "training"))
+    for label in ("enhancement", "reconstruction", "result stored after last frame", "total"):
+        assert re.fullmatch(r"[\d.]+ s", table_value(out, label)), label
+    run_uid, result_uid = table_value(out, "run uid"), table_value(out, "result uid")
+    assert re.fullmatch(r"[0-9a-f-]{36}", run_uid) and re.fullmatch(r"[0-9a-f-]{36}", result_uid)
+    figure = Path(table_value(out, "figure"))
+    assert figure == data.resolve() / "figures" / f"demo-{run_uid[:8]}.png"
+    assert png_size(figure) == (1360, 680)
+    assert figure.stat().st_size > 20_000
+    assert f"lowdose-bluesky show {run_uid}" in out
+    assert f"run {run_uid}: scanning 19 projections of 32x32" in err
+    assert "waiting for the analysis" in err
+
+
+@pytest.mark.slow
+def test_demo_run_and_result_are_in_the_persistent_catalog(demo_run):
+    out, _, data = demo_run
+    run_uid, result_uid = table_value(out, "run uid"), table_value(out, "result uid")
+    client = connect(directory=data / "tiled", readable_storage=[data / "frames"])
+    try:
+        run = client[RAW][run_uid]
+        assert run.metadata["stop"]["exit_status"] == "success"
+        assert run["primary"]["det_image"].read().shape == (19, 32, 32)
+        res = results(client, run_uid)
+        assert res.uid == result_uid and res.status == "complete"
+        assert res.reconstruction.shape == (32, 32, 32)
+        assert len(res.metadata["model"]["history"]) == 2
+    finally:
+        close(client)
+
+
+@pytest.mark.slow
+def test_show_prints_the_summary_of_the_demo_run_and_writes_its_figure(demo_run, tmp_path):
+    out, _, data = demo_run
+    run_uid, result_uid = table_value(out, "run uid"), table_value(out, "result uid")
+    figure = tmp_path / "shown.png"
+    rc, shown, err = run_cli(["show", run_uid, "--data-dir", str(data), "--figure", str(figure)])
+    assert rc == 0, err
+    assert table_value(shown, "raw run") == run_uid
+    assert table_value(shown, "result") == result_uid
+    assert table_value(shown, "status") == "complete"
+    assert table_value(shown, "error") == "-"
+    assert table_value(shown, "model").startswith("unet on cpu")
+    assert table_value(shown, "epochs").startswith("2 run of 2")
+    assert table_value(shown, "dose ratio") == "15"
+    assert table_value(shown, "stream primary") == "(19, 32, 32)"
+    assert table_value(shown, "stream reference") == "(4, 32, 32)"
+    assert "num_projections=19" in table_value(shown, "plan args")
+    assert re.fullmatch(r"[\d.]+ px", table_value(shown, "rotation centre"))
+    # the phantom rebuilt from the start document gives the demo's numbers
+    for label in ("raw reconstruction vs phantom", "enhanced reconstruction vs phantom"):
+        assert quality(shown, label) == pytest.approx(quality(out, label), abs=0.006)
+    assert f"figure: {figure}" in shown
+    assert png_size(figure) == (1360, 680) and figure.stat().st_size > 20_000
+
+
+@pytest.mark.slow
+def test_show_default_figure_goes_to_the_data_dir(demo_run):
+    out, _, data = demo_run
+    run_uid = table_value(out, "run uid")
+    rc, shown, err = run_cli(["show", run_uid, "--data-dir", str(data)])
+    assert rc == 0, err
+    expected = data.resolve() / "figures" / f"{run_uid[:8]}.png"
+    assert f"figure: {expected}" in shown
+    assert png_size(expected) == (1360, 680)
+
+
+@pytest.mark.slow
+def test_show_rejects_an_unknown_uid(demo_run):
+    _, _, data = demo_run
+    rc, _, err = run_cli(["show", "no-such-run", "--data-dir", str(data)])
+    assert rc == 2
+    assert "no raw run with uid 'no-such-run'" in err
+
+
+# ---------------------------------------------------------------------------- Ctrl-C
+def _start_demo(argv: list[str], data: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "lowdose_bluesky.cli", "demo", "--no-progress", "--data-dir",
+         str(data), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _interrupt_after(proc: subprocess.Popen, marker: str, delay: float,
+                     timeout: float = 240.0) -> tuple[str, str]:
+    """Send SIGINT ``delay`` s after ``marker`` appears on stderr; return (stdout, stderr)."""
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def pump() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            if marker in line:
+                seen.set()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        assert seen.wait(timeout), f"{marker!r} never printed; stderr:\n{''.join(lines)}"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        out = proc.stdout.read()
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(10)
+    return out, "".join(lines)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_scan_aborts_the_run_and_keeps_it(tmp_path):
+    data = tmp_path / "data"
+    proc = _start_demo(["--size", "32", "--projections", "600", "--epochs", "1"], data)
+    out, err = _interrupt_after(proc, "scanning 600 projections", delay=4.0)
+    assert proc.returncode == 130, err
+    match = re.search(r"lowdose-bluesky: interrupted: scan aborted after (\d+) of 600 "
+                      r"projections; run ([0-9a-f-]{36}) \(exit status 'abort'\)", err)
+    assert match, err
+    taken, run_uid = int(match.group(1)), match.group(2)
+    assert taken < 600
+    assert "Ctrl-C: stopping the scan at the next frame" in err
+    assert "Traceback" not in err and "quantity" not in out
+    client = connect(directory=data / "tiled", readable_storage=[data / "frames"])
+    try:
+        run = client[RAW][run_uid]
+        assert run.metadata["stop"]["exit_status"] == "abort"
+        if taken:
+            assert run["reference"]["det_image"].read().shape == (4, 32, 32)
+            assert run["primary"]["det_image"].read().shape == (taken, 32, 32)
+        else:
+            assert "primary" not in run
+        if "with its incomplete result" in err:
+            assert results(client, run_uid).status == "incomplete"
+    finally:
+        close(client)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_analysis_stops_training_and_keeps_the_run(tmp_path):
+    data = tmp_path / "data"
+    proc = _start_demo(["--size", "96", "--projections", "5", "--epochs", "10000",
+                        "--training-budget", "none"], data)
+    out, err = _interrupt_after(proc, "waiting for the analysis", delay=2.0)
+    assert proc.returncode == 130, err
+    match = re.search(r"lowdose-bluesky: interrupted: analysis interrupted; the complete run "
+                      r"([0-9a-f-]{36})( and result ([0-9a-f-]{36}) \(training stopped early\))?"
+                      r" is stored in ", err)
+    assert match, err
+    assert "Traceback" not in err and "quantity" not in out
+    client = connect(directory=data / "tiled", readable_storage=[data / "frames"])
+    try:
+        run = client[RAW][match.group(1)]
+        assert run.metadata["stop"]["exit_status"] == "success"
+        assert run["primary"]["det_image"].read().shape == (5, 96, 96)
+        assert match.group(3), "the analysis did not store its result within the wait"
+        res = results(client, match.group(1))
+        assert res.uid == match.group(3)
+        assert res.metadata["model"]["config"]["stopped"] == "requested"
+    finally:
+        close(client)
+
+
+# ------------------------------------------------------------------------ bad options
+@pytest.mark.parametrize(("argv", "message"), [
+    (["demo", "--size", "8"], "argument --size: must be >= 16, got 8"),
+    (["demo", "--size", "big"], "argument --size: expected an integer, got 'big'"),
+    (["demo", "--projections", "2"], "argument --projections: must be >= 3, got 2"),
+    (["demo", "--epochs", "0"], "argument --epochs: must be >= 1, got 0"),
+    (["demo", "--dose-ratio", "1"],
+     "argument --dose-ratio: expected a number > 1 (long / short exposure), got '1'"),
+    (["demo", "--dose-ratio", "nan"],
+     "argument --dose-ratio: expected a number > 1 (long / short exposure), got 'nan'"),
+    (["demo", "--training-budget", "-5"],
+     "argument --training-budget: expected a positive number of seconds or 'none', got '-5'"),
+])
+def test_demo_rejects_bad_options(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_demo_rejects_a_file_as_data_dir(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert main(["demo", "--data-dir", str(target)]) == 2
+    assert f"data_dir {str(target)!r} exists and is not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"size": 15}, "size must be an integer >= 16 pixels"),
+    ({"projections": 2}, "projections must be an integer >= 3, got 2"),
+    ({"dose_ratio": 1.0}, "dose_ratio must be > 1 (long / short exposure), got 1.0"),
+    ({"epochs": 0}, "epochs must be a positive integer, got 0"),
+    ({"training_budget": 0}, "training_budget must be a positive number of seconds or None"),
+])
+def test_run_demo_checks_its_arguments_before_doing_anything(options, message, tmp_path):
+    from lowdose_bluesky.demo import run_demo
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_demo(tmp_path / "data", **options)
+    assert not (tmp_path / "data").exists()
+
+
+def test_new_modules_keep_torch_out_until_the_demo_runs():
+    code = ("import sys, lowdose_bluesky.cli, lowdose_bluesky.demo, lowdose_bluesky.report, "
+            "lowdose_bluesky.tiled_server; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
