@@ -188,3 +188,27 @@ def test_bad_setting_stops_the_profile_with_its_name(tmp_path, env, message):
     assert proc.returncode != 0
     assert MARK not in proc.stdout
     assert message in proc.stderr
+
+
+@pytest.mark.slow
+def test_epics_profile_rehearsal_with_emulated_iocs(tmp_path):
+    frames = tmp_path / "data" / "frames"
+    code = SCAN.format(n=5) + "\n" + _report(
+        "{'uid': uid, 'det': type(det).__name__, "
+        "'pv': det.cam.acquire_time.pvname, 'rot': rot.prefix}")
+    proc = run_profile(
+        tmp_path, code, ipython=False, LOWDOSE_DEVICES="epics", LOWDOSE_EPICS_FAKE="1",
+        LOWDOSE_LIVE="off", LOWDOSE_PV_CAMERA="TST:SP1:", LOWDOSE_PV_ROTATION="TST:rot:m1",
+        LOWDOSE_PV_SAMPLE_X="TST:x:m2", LOWDOSE_PV_SHUTTER="TST:shtr:",
+        LOWDOSE_PV_SHUTTER_STATUS="TST:shtr:Status", LOWDOSE_CAMERA_WRITE_PATH=f"{frames}/")
+    out = reported(proc)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert out["det"] == "FakeTXMDetector" or out["det"].endswith("TXMDetector")
+    assert out["pv"] == "TST:SP1:cam1:AcquireTime" and out["rot"] == "TST:rot:m1"
+    client = connect(directory=tmp_path / "data" / "tiled", readable_storage=[frames])
+    try:
+        run = client[RAW][out["uid"]]
+        assert run["primary"]["det_image"].read().shape == (5, 32, 32)
+        assert run.metadata["start"]["plan_name"] == "lowdose_tomo_plan"
+    finally:
+        close(client)

@@ -4,7 +4,9 @@
 ``LOWDOSE_DATA_DIR/frames``; ``LOWDOSE_SIM_SIZE`` sets the camera (``256`` or ``HxW``).
 
 ``LOWDOSE_DEVICES=epics``: the beamline's EPICS devices, PV prefixes from the YAML file
-named by ``LOWDOSE_EPICS_CONFIG`` and/or the ``LOWDOSE_PV_*`` environment variables.
+named by ``LOWDOSE_EPICS_CONFIG``, otherwise from the ``LOWDOSE_PV_*`` environment variables.
+``LOWDOSE_EPICS_FAKE=1`` rehearses with ophyd's fake devices answered by an IOC emulator
+(frames of ``LOWDOSE_SIM_SIZE`` written to ``LOWDOSE_DATA_DIR/frames``).
 """
 
 import os
@@ -32,9 +34,17 @@ if LOWDOSE_DEVICES == "sim":
                                                          or "256"),
                        data_dir=FRAMES_DIR)  # noqa: F821 (00-base.py)
 elif LOWDOSE_DEVICES == "epics":
-    from lowdose_bluesky.devices.epics import load_epics_config, make_epics_txm
+    from lowdose_bluesky.devices.epics import emulate_ioc, make_epics_txm
 
-    txm = make_epics_txm(load_epics_config(os.environ.get("LOWDOSE_EPICS_CONFIG") or {}))
+    LOWDOSE_EPICS_FAKE = (os.environ.get("LOWDOSE_EPICS_FAKE") or "0").strip().lower()
+    if LOWDOSE_EPICS_FAKE not in ("0", "1", "no", "yes", "false", "true"):
+        raise ValueError("LOWDOSE_EPICS_FAKE must be 0/1 (no/yes, false/true), got "
+                         f"{LOWDOSE_EPICS_FAKE!r}")
+    _fake = LOWDOSE_EPICS_FAKE in ("1", "yes", "true")
+    txm = make_epics_txm(None, fake=_fake)  # None: LOWDOSE_EPICS_CONFIG or LOWDOSE_PV_*
+    if _fake:
+        ioc = emulate_ioc(txm, frame_shape=_lowdose_sim_shape(
+            os.environ.get("LOWDOSE_SIM_SIZE") or "256"))
 else:
     raise ValueError(f"LOWDOSE_DEVICES must be 'sim' or 'epics', got {LOWDOSE_DEVICES!r}")
 
