@@ -62,6 +62,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--training-budget", default="scan",
                         help="'scan' (default), seconds, or 'none'")
+    parser.add_argument("--min-training-s", type=float, default=60.0,
+                        help="least training seconds under --training-budget scan")
     args = parser.parse_args()
     budget = {"scan": "scan", "none": None}.get(args.training_budget)
     if budget is None and args.training_budget != "none":
@@ -73,7 +75,8 @@ def main() -> None:
     client = connect(directory=work / "tiled", readable_storage=[work / "frames"])
 
     _, t_without, _ = run_scan(txm, client, args, None)
-    live = LiveEnhancer(client, epochs=args.epochs, training_budget=budget, progress=False)
+    live = LiveEnhancer(client, epochs=args.epochs, training_budget=budget,
+                        min_training_s=args.min_training_s, progress=False)
     uid, t_with, t_last = run_scan(txm, client, args, live)
     live.wait(timeout=3600)
     t_stored = time.perf_counter()
@@ -97,7 +100,8 @@ def main() -> None:
         "",
         f"`python benchmarks/live_enhancer.py --size {args.size} --projections "
         f"{args.projections} --short {args.short} --dose-ratio {args.dose_ratio} --flux "
-        f"{args.flux} --epochs {args.epochs} --training-budget {args.training_budget}`: "
+        f"{args.flux} --epochs {args.epochs} --training-budget {args.training_budget} "
+        f"--min-training-s {args.min_training_s:g}`: "
         "simulated TXM with realistic exposure "
         f"timing, {args.projections} projections of {args.size}x{args.size}, reference pairs "
         f"at 30 and 120 deg, long = {args.dose_ratio:g} x short exposure (Poisson counts, "

@@ -73,7 +73,7 @@ class LiveEnhancer:
                  skip_training: bool = False, fine_tune_epochs: int = 5, batch_size: int = 8,
                  frame_source: FrameSource | None = None, seed: int = 0, progress: bool = True,
                  threads: int | str | None = "auto",
-                 training_budget: str | float | None = "scan", min_training_s: float = 20.0,
+                 training_budget: str | float | None = "scan", min_training_s: float = 60.0,
                  nice: int = 10, figure: Any = None,
                  train_options: dict[str, Any] | None = None) -> None:
         if skip_training and pretrained is None:

@@ -37,7 +37,7 @@ class AnalysisSettings:
     progress: bool = True
     threads: int | None = None
     training_budget: str | float | None = "scan"
-    min_training_s: float = 20.0
+    min_training_s: float = 60.0
     figure: Any = None
     train_options: dict[str, Any] = field(default_factory=dict)
 
