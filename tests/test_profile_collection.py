@@ -195,7 +195,8 @@ def test_epics_profile_rehearsal_with_emulated_iocs(tmp_path):
     frames = tmp_path / "data" / "frames"
     code = SCAN.format(n=5) + "\n" + _report(
         "{'uid': uid, 'det': type(det).__name__, "
-        "'pv': det.cam.acquire_time.pvname, 'rot': rot.prefix}")
+        "'pv': type(det.cam).acquire_time.maybe_add_prefix(det.cam, 'suffix', "
+        "type(det.cam).acquire_time.suffix), 'rot': rot.prefix}")
     proc = run_profile(
         tmp_path, code, ipython=False, LOWDOSE_DEVICES="epics", LOWDOSE_EPICS_FAKE="1",
         LOWDOSE_LIVE="off", LOWDOSE_PV_CAMERA="TST:SP1:", LOWDOSE_PV_ROTATION="TST:rot:m1",

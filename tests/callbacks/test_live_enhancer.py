@@ -21,7 +21,8 @@ from ._live import scan as _scan
 def test_result_stored_with_provenance_and_better_than_raw(tiled_client, live_RE, live_txm):
     live = LiveEnhancer(tiled_client, epochs=8, progress=False, train_options=TRAIN)
     live_RE.subscribe(live)
-    (uid,) = _scan(live_RE, live_txm)
+    # ~10 counts per pixel at the short exposure: a low-dose scan with a lot to enhance
+    (uid,) = _scan(live_RE, live_txm, short_exposure=0.2, long_exposure=6.0)
     result_uid = live.wait(timeout=600)
     res = results(tiled_client, uid)
     assert res.uid == result_uid and res.status == "complete"

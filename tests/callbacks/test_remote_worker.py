@@ -34,12 +34,14 @@ def test_worker_process_stores_result(tiled_client, frames_root, tmp_path):
         [sys.executable, "-m", "lowdose_bluesky.cli", "worker", "--zmq", f"127.0.0.1:{pout}",
          "--tiled", tiled_client.embedded_server.uri, "--epochs", "2", "--no-progress"],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    publisher = None
     try:
         time.sleep(8)  # let the worker connect and subscribe
         txm = make_sim_txm(detector_shape=(32, 32), seed=5, data_dir=frames_root / "remote")
         RE = RunEngine({}, call_returns_result=False)
         subscribe_writer(RE, tiled_client, batch_size=5)
-        RE.subscribe(Publisher(f"127.0.0.1:{pin}"))
+        publisher = Publisher(f"127.0.0.1:{pin}")
+        RE.subscribe(publisher)
         (uid,) = RE(lowdose_tomo_plan(txm.detector, txm.rotation, sample_x=txm.sample_x,
                                       shutter=txm.shutter, num_projections=9, num_darks=2,
                                       num_flats=2, long_exposure=10.0, short_exposure=1.0))
@@ -56,6 +58,11 @@ def test_worker_process_stores_result(tiled_client, frames_root, tmp_path):
         assert res.enhanced.shape == (9, 32, 32)
         assert res.reconstruction.shape == (32, 32, 32)
     finally:
+        if publisher is not None:
+            # close now, without lingering: a Publisher left to the garbage collector runs
+            # zmq's blocking Context.term() in whichever thread collects it
+            publisher._socket.close(linger=0)
+            publisher._context.term()
         worker.terminate()
         proxy.terminate()
         worker.wait(30)
