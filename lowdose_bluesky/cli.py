@@ -27,13 +27,18 @@ def _positive_int(minimum: int):
     return parse
 
 
+def _number(text: str) -> float:
+    """``float(text)``, or NaN (which fails every range check) for a non-number."""
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
 def _budget(text: str) -> str | float | None:
     if text in ("scan", "none"):
         return None if text == "none" else text
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(
             f"expected 'scan', 'none' or a positive number of seconds, got {text!r}")
@@ -41,10 +46,7 @@ def _budget(text: str) -> str | float | None:
 
 
 def _dose_ratio(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
+    value = _number(text)
     if not value > 1 or value == float("inf"):
         raise argparse.ArgumentTypeError(
             f"expected a number > 1 (long / short exposure), got {text!r}")
@@ -54,10 +56,7 @@ def _dose_ratio(text: str) -> float:
 def _seconds_or_none(text: str) -> float | None:
     if text == "none":
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
+    value = _number(text)
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(
             f"expected a positive number of seconds or 'none', got {text!r}")

@@ -82,6 +82,16 @@ def test_worker_command_rejects_bad_address(capsys):
     assert "expected HOST:PORT" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("budget", ["abc", "-1", "0", "nan"])
+def test_worker_command_rejects_bad_training_budget(capsys, budget):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["worker", "--zmq", "127.0.0.1:9", "--tiled", "http://127.0.0.1:9/api",
+              "--training-budget", budget])
+    assert exit_info.value.code == 2
+    assert ("argument --training-budget: expected 'scan', 'none' or a positive number of "
+            f"seconds, got '{budget}'") in capsys.readouterr().err
+
+
 def test_worker_command_reports_unreachable_tiled(capsys):
     assert main(["worker", "--zmq", "127.0.0.1:5999", "--tiled", "http://127.0.0.1:9/api"]) == 2
     assert "cannot reach Tiled" in capsys.readouterr().err
