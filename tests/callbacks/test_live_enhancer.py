@@ -61,8 +61,9 @@ def test_pretrained_from_previous_result_skips_training(tiled_client, live_RE, l
                          progress=False, reconstruct=False)
     RE.subscribe(again)
     (uid2,) = _scan(RE, live_txm, num_projections=5)
+    result_uid = again.wait(timeout=600)  # the result exists only once the analysis is done
     res = results(tiled_client, uid2)
-    assert again.wait(timeout=600) == res.uid
+    assert result_uid == res.uid
     assert res.metadata["model"]["pretrained"] == previous
     assert res.metadata["timings"]["training_s"] < 30
     again.close()
