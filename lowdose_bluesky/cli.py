@@ -73,6 +73,106 @@ def _port(text: str) -> int:
     return value
 
 
+def _path_problem(path: Path, *, directory: bool) -> str | None:
+    """Why ``path`` cannot be written (a directory to use or create; a file to create or
+    replace), or None. Nothing is created."""
+    import os
+
+    try:
+        path = path.absolute()
+        if path.exists():
+            if directory and not path.is_dir():
+                return "it exists and is not a directory"
+            if not directory and path.is_dir():
+                return "it is a directory"
+            if directory and not os.access(path, os.W_OK | os.X_OK):
+                return "no write permission in it"
+            if directory:
+                return None
+        parent = path.parent
+        while directory and not parent.exists():
+            parent = parent.parent
+        cannot = "it cannot be created: " if directory else ""
+        if not parent.is_dir():
+            return cannot + (f"directory {str(parent)!r} does not exist" if not parent.exists()
+                             else f"{str(parent)!r} is not a directory")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return f"{cannot}no write permission in {str(parent)!r}"
+    except (OSError, ValueError) as exc:  # e.g. permission denied on the way, NUL byte
+        return f"it cannot be checked ({getattr(exc, 'strerror', None) or exc})"
+    return None
+
+
+def _data_dir(text: str) -> Path:
+    """A directory to write in: existing, or creatable (nothing is created here)."""
+    problem = _path_problem(Path(text).expanduser(), directory=True) if text else "empty"
+    if problem:
+        raise argparse.ArgumentTypeError(
+            f"expected a directory to write in (existing or to be created), got {text!r}: "
+            f"{problem}")
+    return Path(text).expanduser()
+
+
+def _catalog_dir(text: str) -> Path:
+    """An existing data directory holding a Tiled catalog (for reading)."""
+    path = Path(text).expanduser()
+    try:
+        problem = ("no such directory" if not path.exists() else
+                   "it is not a directory" if not path.is_dir() else
+                   None if (path / "tiled" / "catalog.db").is_file() else
+                   "it holds no tiled/catalog.db")
+    except (OSError, ValueError) as exc:
+        problem = f"it cannot be checked ({getattr(exc, 'strerror', None) or exc})"
+    if problem:
+        raise argparse.ArgumentTypeError(
+            f"expected an existing data directory holding a Tiled catalog (DIR/tiled/"
+            f"catalog.db, written by 'demo', 'scan' or 'serve'), got {text!r}: {problem}; "
+            "pass an existing data directory or --tiled URI")
+    return path
+
+
+def _png(text: str) -> Path:
+    """A PNG file to write, in an existing writable directory."""
+    path = Path(text).expanduser()
+    if path.suffix.lower() != ".png":
+        raise argparse.ArgumentTypeError(f"expected a file name ending in .png, got {text!r}")
+    problem = _path_problem(path, directory=False)
+    if problem:
+        raise argparse.ArgumentTypeError(
+            f"expected a .png file in an existing writable directory, got {text!r}: {problem}")
+    return path
+
+
+def _pretrained(text: str) -> str:
+    """An existing checkpoint file (verified now, never unpickled) or a result uid."""
+    path = Path(text).expanduser()
+    try:
+        exists = bool(text) and path.exists()
+    except (OSError, ValueError):
+        exists = False
+    if exists:
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(
+                f"expected a checkpoint file or a result uid, got {text!r}: it is a directory")
+        from .model import Enhancer
+
+        try:
+            Enhancer.load(path, device="cpu")
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(
+                f"cannot read checkpoint file {text!r}: {exc.strerror or exc}") from None
+        return str(path)
+    from .result_store import is_result_uid
+
+    if not is_result_uid(text):
+        raise argparse.ArgumentTypeError(
+            "expected an existing checkpoint file (.safetensors, written by Enhancer.save) or "
+            f"a result uid (8-4-4-4-12 hex digits), got {text!r}: no such file, and not a uid")
+    return text
+
+
 def _scan(args: argparse.Namespace) -> int:
     from .scan import simulated_scan
 
@@ -162,6 +262,39 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _connect_where(args: argparse.Namespace) -> object:
+    """A client of ``--tiled URI`` or of the embedded catalog in ``--data-dir``."""
+    from .storage import connect
+
+    if args.tiled is not None:
+        return connect(args.tiled)
+    catalog, frames = _data_dir_catalog(args.data_dir)
+    return connect(directory=catalog, readable_storage=[frames] if frames.is_dir() else [])
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from .replay import replay
+    from .storage import close
+
+    if not args.directory.is_dir():
+        raise ValueError(f"backup directory {str(args.directory)!r} does not exist or is not "
+                         "a directory")
+    client = _connect_where(args)
+    try:
+        reports = replay(args.directory, client)
+    finally:
+        close(client)
+    if not reports:
+        print(f"nothing to restore in {args.directory}")
+    for r in reports:
+        events = ", ".join(f"{k} {v}" for k, v in sorted(r.events.items()))
+        extra = " (replaced a partial copy)" if r.replaced_partial else ""
+        detail = f": {r.detail}" if r.detail else ""
+        print(f"{r.path.name}: run {r.uid} {r.outcome}{extra}{detail}"
+              + (f" [events: {events}]" if events else ""))
+    return 1 if any(r.outcome == "failed" for r in reports) else 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from .tiled_server import mask_key, plan_server, serve
 
@@ -205,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--dose-ratio", type=float, default=15.0,
                       help="long / short exposure (default 15)")
     scan.add_argument("--seed", type=int, default=0, help="phantom and noise seed")
-    scan.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+    scan.add_argument("--data-dir", type=_data_dir, default=DEFAULT_DATA_DIR,
                       help="where frames and the Tiled catalog go (default ./lowdose_data)")
     scan.set_defaults(func=_scan)
 
@@ -217,12 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--arch", default="unet", choices=["unet", "yang2018"])
     worker.add_argument("--epochs", type=_positive_int(1), default=30)
     worker.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    worker.add_argument("--pretrained", default=None,
-                        help="result uid or checkpoint path to fine-tune from")
+    worker.add_argument("--pretrained", type=_pretrained, default=None,
+                        help="result uid or checkpoint file (.safetensors) to fine-tune from")
     worker.add_argument("--training-budget", type=_budget, default="scan",
                         help="stop training when the scan ends ('scan', default), after N "
                              "seconds, or only by epochs/early stopping ('none')")
-    worker.add_argument("--figure", type=Path, default=None, metavar="PNG",
+    worker.add_argument("--figure", type=_png, default=None, metavar="PNG",
                         help="keep a live figure of the analysis in this PNG file")
     worker.add_argument("--no-progress", action="store_true", help="no progress bars")
     worker.set_defaults(func=_worker)
@@ -248,9 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="stop training after this many seconds at the latest, or 'none' "
                            "(default 60)")
     demo.add_argument("--seed", type=int, default=0, help="phantom, noise and training seed")
-    demo.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+    demo.add_argument("--data-dir", type=_data_dir, default=DEFAULT_DATA_DIR,
                       help="where frames and the Tiled catalog go (default ./lowdose_data)")
-    demo.add_argument("--figure", type=Path, default=None, metavar="PNG",
+    demo.add_argument("--figure", type=_png, default=None, metavar="PNG",
                       help="figure file (default DATA_DIR/figures/demo-<run uid>.png)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(func=_demo)
@@ -261,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Serve DATA_DIR/tiled (the catalog of 'demo' and 'scan') over HTTP, with the detector "
         "frames in DATA_DIR/frames readable, until Ctrl-C. Clients: "
         "lowdose_bluesky.storage.connect(URI) with the key in LOWDOSE_TILED_API_KEY."))
-    serve.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+    serve.add_argument("--data-dir", type=_data_dir, default=DEFAULT_DATA_DIR,
                        help="catalog in DATA_DIR/tiled, frames read from DATA_DIR/frames "
                             "(default ./lowdose_data; created if missing)")
     serve.add_argument("--host", default="127.0.0.1",
@@ -282,14 +415,28 @@ def build_parser() -> argparse.ArgumentParser:
         "against the phantom for a simulated run), and write its figure."))
     show.add_argument("uid", help="uid of the raw run")
     where = show.add_mutually_exclusive_group()
-    where.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+    where.add_argument("--data-dir", type=_catalog_dir, default=DEFAULT_DATA_DIR,
                        help="data directory of 'demo' or 'scan' (default ./lowdose_data)")
     where.add_argument("--tiled", default=None, metavar="URI",
                        help=f"Tiled server URI instead (API key in the URI or {API_KEY_ENV})")
-    show.add_argument("--figure", type=Path, default=None, metavar="PNG",
+    show.add_argument("--figure", type=_png, default=None, metavar="PNG",
                       help="figure file (default DATA_DIR/figures/<uid>.png, or "
                            "./lowdose-<uid>.png with --tiled)")
     show.set_defaults(func=_show)
+
+    replay = sub.add_parser("replay", help="restore runs that Tiled failed to store from "
+                                           "their JSON-lines backups", description=(
+        "Restore into Tiled every run backed up in DIR (the backup directory of the "
+        "RunEngine's writer, e.g. DATA_DIR/tiled-backup of the profile): a partial copy is "
+        "replaced, a run already stored is skipped, each restored run is checked event by "
+        "event and its file moved to DIR/replayed."))
+    replay.add_argument("directory", type=Path, metavar="DIR", help="backup directory")
+    where = replay.add_mutually_exclusive_group()
+    where.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                       help="data directory of the embedded catalog (default ./lowdose_data)")
+    where.add_argument("--tiled", default=None, metavar="URI",
+                       help=f"Tiled server URI instead (API key in the URI or {API_KEY_ENV})")
+    replay.set_defaults(func=_replay)
     return parser
 
 

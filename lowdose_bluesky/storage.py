@@ -3,7 +3,8 @@
 ``connect()`` with no URI starts a :class:`tiled.server.SimpleTiledServer` on
 loopback with a random API key, able to read the detector's HDF5 files.
 ``subscribe_writer()`` streams every run into the ``raw`` container (spec
-``CatalogOfBlueskyRuns``) with ``bluesky_tiled_plugins.TiledWriter``, so runs
+``CatalogOfBlueskyRuns``) with ``bluesky_tiled_plugins.TiledWriter`` (in a background
+thread, :mod:`lowdose_bluesky.run_writer`), so runs
 are found from Tiled (``client["raw"][uid]``) and databroker
 (``databroker.Broker(client["raw"])``).
 """
@@ -13,12 +14,13 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import re
 import secrets
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 from tiled.client import from_uri
@@ -104,8 +106,9 @@ def connect(uri: str | None = None, *, directory: str | os.PathLike[str] | None 
     ----------
     uri
         URI of an existing Tiled server. Its API key comes from ``api_key``, the
-        URI itself, or the environment variable ``LOWDOSE_TILED_API_KEY`` (never
-        hard-coded).
+        URI itself (``?api_key=``), or the environment variable ``LOWDOSE_TILED_API_KEY``
+        (never hard-coded). The key is sent in a header and never shown: messages and
+        logs name the URI without its query string.
     directory
         Embedded server only: keep catalog and written data here (persistent across
         sessions). Default: a temporary directory removed when the server stops.
@@ -127,19 +130,14 @@ def connect(uri: str | None = None, *, directory: str | os.PathLike[str] | None 
     ValueError
         If arguments are inconsistent or a directory does not exist.
     ConnectionError
-        If the server at ``uri`` cannot be reached.
+        If the server at ``uri`` cannot be reached, requires an API key and none was
+        given, or refuses the key.
     """
     if uri is not None:
         if directory is not None or tuple(readable_storage):
             raise ValueError("directory and readable_storage configure an embedded server; "
-                             f"they cannot be used with uri={uri!r}")
-        key = api_key or os.environ.get(API_KEY_ENV)
-        _check_reachable(uri)
-        try:
-            return from_uri(uri, api_key=key, structure_clients=_own_structure_clients(),
-                            timeout=httpx.Timeout(CLIENT_TIMEOUT, connect=5.0))
-        except Exception as exc:
-            raise ConnectionError(f"cannot reach Tiled at {_redact(uri)}: {exc}") from exc
+                             f"they cannot be used with uri={_redact(uri)!r}")
+        return _connect_remote(uri, api_key)
     storage = []
     for path in readable_storage:
         p = Path(path).expanduser().resolve()
@@ -148,17 +146,80 @@ def connect(uri: str | None = None, *, directory: str | os.PathLike[str] | None 
         storage.append(p)
     if directory is not None:
         Path(directory).expanduser().mkdir(parents=True, exist_ok=True)
-    server = SimpleTiledServer(directory=directory, readable_storage=storage or None,
-                               api_key=_PROCESS_API_KEY)
+    server = _EmbeddedServer(directory=directory, readable_storage=storage or None,
+                             api_key=_PROCESS_API_KEY)
     with _lock:
         _all_servers.append(server)
         _install_shutdown_hook()
-    client = from_uri(server.uri, structure_clients=_own_structure_clients(),
+    # the key goes in a header: in a query string (server.uri) httpx would log it
+    client = from_uri(_redact(server.uri), api_key=_PROCESS_API_KEY,
+                      structure_clients=_own_structure_clients(),
                       timeout=httpx.Timeout(CLIENT_TIMEOUT, connect=5.0))
     client.embedded_server = server  # keep the server alive with the client
     log.info("embedded Tiled server at http://127.0.0.1:%s (data in %s)", server.port,
              server.directory)
     return client
+
+
+class _EmbeddedServer(SimpleTiledServer):
+    """``SimpleTiledServer`` whose repr (shown by IPython, logs, tracebacks) hides the key.
+
+    ``uri`` keeps tiled's form (with ``?api_key=``) for code that passes it on.
+    """
+
+    def __repr__(self) -> str:
+        return f"<embedded Tiled server {_redact(self.uri)} (API key hidden)>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<code>{html.escape(repr(self))}</code>"
+
+
+def _connect_remote(uri: str, api_key: str | None) -> Container:
+    """Client of the Tiled server at ``uri``; errors name the URI without any key."""
+    base, key_in_uri = _split_key(uri)
+    if api_key:
+        key, source = api_key, "the api_key argument"
+    elif key_in_uri:
+        key, source = key_in_uri, "the URI"
+    elif os.environ.get(API_KEY_ENV):
+        key, source = os.environ[API_KEY_ENV], f"${API_KEY_ENV}"
+    else:
+        key, source = None, None
+    _check_reachable(base)
+    shown = _redact(base)
+    try:
+        # the key goes in a header, never in a URL that httpx would log
+        return from_uri(base, api_key=key, structure_clients=_own_structure_clients(),
+                        timeout=httpx.Timeout(CLIENT_TIMEOUT, connect=5.0))
+    except Exception as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        detail = _scrub(str(exc), key)
+        if key is None and (status in (401, 403) or "requires API key" in str(exc)):
+            raise ConnectionError(
+                f"Tiled at {shown} requires an API key and none was given: set {API_KEY_ENV} "
+                "to the server's key (or pass api_key=...)") from None
+        if key is not None and status in (401, 403):
+            raise ConnectionError(
+                f"Tiled at {shown} refused the API key from {source} ({status}): check that "
+                f"it is this server's key") from None
+        raise ConnectionError(f"cannot reach Tiled at {shown}: {detail}") from None
+
+
+def _split_key(uri: str) -> tuple[str, str | None]:
+    """``uri`` without its ``api_key`` query parameter, and that key (or None)."""
+    parts = urlsplit(uri)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    keys = [v for k, v in query if k == "api_key"]
+    rest = urlencode([(k, v) for k, v in query if k != "api_key"])
+    return urlunsplit(parts._replace(query=rest)), (keys[-1] if keys else None) or None
+
+
+def _scrub(text: str, key: str | None) -> str:
+    """``text`` with ``api_key=...`` values and ``key`` itself replaced by ``***``."""
+    text = re.sub(r"(api_key=)[^&\s'\"]+", r"\1***", text)
+    return text.replace(key, "***") if key else text
 
 
 def _own_structure_clients() -> Any:
@@ -188,8 +249,13 @@ def _check_reachable(uri: str, timeout: float = 5.0) -> None:
 
 
 def _redact(uri: str) -> str:
-    """Drop query strings (they may hold an API key) before a URI is logged or shown."""
-    return uri.split("?", 1)[0]
+    """Drop query strings (they may hold an API key) and user:password before a URI is
+    logged or shown."""
+    base = uri.split("?", 1)[0].split("#", 1)[0]
+    scheme, sep, rest = base.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        base = f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return base
 
 
 def ensure_container(client: Container, key: str, *, specs: list[str] | None = None,
@@ -201,8 +267,13 @@ def ensure_container(client: Container, key: str, *, specs: list[str] | None = N
 
 
 def subscribe_writer(RE: Any, client: Container, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                     backup_directory: str | os.PathLike[str] | None = None) -> int:
-    """Subscribe a ``TiledWriter`` that stores every run in ``client["raw"]``.
+                     backup_directory: str | os.PathLike[str] | None = None,
+                     flush_timeout: float = 60.0) -> int:
+    """Subscribe a writer that stores every run in ``client["raw"]``.
+
+    The writer (:class:`~lowdose_bluesky.run_writer.BackgroundTiledWriter`) runs
+    ``TiledWriter`` in its own thread, so a slow or unreachable server never holds up
+    the scan; the RunEngine waits for each run to be written at its stop document.
 
     Parameters
     ----------
@@ -214,19 +285,25 @@ def subscribe_writer(RE: Any, client: Container, *, batch_size: int = DEFAULT_BA
         Events buffered before each write: small values make runs visible in Tiled
         sooner, larger ones acquire faster (see ``benchmarks/RESULTS.md``).
     backup_directory
-        Where TiledWriter writes JSON-lines backups of runs it fails to store.
+        Where runs that Tiled fails to store are written as JSON lines, for
+        ``lowdose-bluesky replay``. Strongly advised with a non-embedded server.
+    flush_timeout
+        Seconds the RunEngine waits at a stop document for the run to be written.
 
     Returns
     -------
     int
         The subscription token (for ``RE.unsubscribe``).
     """
-    from bluesky_tiled_plugins import TiledWriter
+    from .run_writer import BackgroundTiledWriter
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     raw = ensure_container(client, RAW, specs=["CatalogOfBlueskyRuns"])
-    writer = TiledWriter(raw, batch_size=batch_size,
-                         backup_directory=None if backup_directory is None
-                         else str(backup_directory))
+    if backup_directory is None and getattr(client, "embedded_server", None) is None:
+        log.warning("runs are written to a Tiled server without a backup_directory: a run "
+                    "the server fails to store keeps its frames but loses its documents")
+    writer = BackgroundTiledWriter(raw, batch_size=batch_size,
+                                   backup_directory=backup_directory,
+                                   flush_timeout=flush_timeout)
     return RE.subscribe(writer)
