@@ -290,7 +290,7 @@ def _replay(args: argparse.Namespace) -> int:
         events = ", ".join(f"{k} {v}" for k, v in sorted(r.events.items()))
         extra = " (replaced a partial copy)" if r.replaced_partial else ""
         detail = f": {r.detail}" if r.detail else ""
-        print(f"{r.path.name}: run {r.uid} {r.outcome}{extra}{detail}"
+        print(f"{r.path.name}: {r.kind} {r.uid} {r.outcome}{extra}{detail}"
               + (f" [events: {events}]" if events else ""))
     return 1 if any(r.outcome == "failed" for r in reports) else 0
 

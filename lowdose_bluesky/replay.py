@@ -7,7 +7,9 @@ the detector's HDF5 files. :func:`replay` feeds those documents to a fresh
 ``TiledWriter`` once the server is back. A partial copy that reached the server
 before it failed is replaced (the backup holds the whole run); a run already stored
 completely is left as it is. Each file restored is checked event by event against
-what Tiled then holds, and moved to ``<backup dir>/replayed/``.
+what Tiled then holds, and moved to ``<backup dir>/replayed/``. Analysis results that
+``LiveEnhancer(backup_directory=...)`` saved there (``results/<uid>/``) are uploaded
+too, under their own uids.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .result_backup import RESULTS_SUBDIR, restore_results
 from .storage import RAW, ensure_container
 
 __all__ = ["ReplayReport", "event_counts", "read_backup", "replay"]
@@ -39,6 +42,7 @@ class ReplayReport:
     events: dict[str, int] = field(default_factory=dict)
     replaced_partial: bool = False
     detail: str = ""
+    kind: str = "run"  # or "result": an analysis result saved by LiveEnhancer
 
 
 def read_backup(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
@@ -156,6 +160,9 @@ def replay(directory: str | Path, client: Any, *, batch_size: int = 500,
         except Exception as exc:  # report and go on with the next file
             log.exception("could not restore %s", path)
             reports.append(ReplayReport(path, uid, "failed", detail=str(exc)))
+    for uid, outcome, detail in restore_results(directory, client):
+        reports.append(ReplayReport(directory / RESULTS_SUBDIR / uid, uid, outcome,
+                                    kind="result", detail=detail))
     return reports
 
 

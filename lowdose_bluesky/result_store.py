@@ -13,6 +13,7 @@ Layout::
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -22,24 +23,44 @@ from tiled.queries import Key
 
 from .storage import RESULTS, ensure_container
 
-__all__ = ["RESULT_SPEC", "LowDoseResult", "results", "write_result"]
+__all__ = ["RESULT_SPEC", "LowDoseResult", "is_result_uid", "results", "write_result"]
 
 RESULT_SPEC = "LowDoseResult"
+_UID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_result_uid(text: str) -> bool:
+    """Whether ``text`` has the form of a result uid (``str(uuid.uuid4())``, 8-4-4-4-12 hex)."""
+    return isinstance(text, str) and _UID.fullmatch(text.lower()) is not None
+
+
+#: Status of a result whose arrays are still being written (or whose writing broke off).
+WRITING = "writing"
 
 
 def write_result(client: Any, *, parent_uid: str, metadata: dict[str, Any],
                  arrays: dict[str, np.ndarray] | None = None,
-                 checkpoint: bytes | None = None) -> str:
-    """Store one derived result under ``client["results"]``; return its uid."""
+                 checkpoint: bytes | None = None, uid: str | None = None) -> str:
+    """Store one derived result under ``client["results"]``; return its uid.
+
+    The node carries status ``"writing"`` until every array is written, and only
+    then its own status, so a write that breaks off never leaves a result that looks
+    complete. ``uid`` restores a result under its original uid (a partial copy
+    with that uid is replaced).
+    """
     container = ensure_container(client, RESULTS)
-    uid = str(uuid.uuid4())
-    md = {"parent_uid": parent_uid, "uid": uid, **metadata}
-    node = container.create_container(uid, metadata=md, specs=[RESULT_SPEC])
+    uid = str(uuid.uuid4()) if uid is None else uid
+    if uid in container:
+        container[uid].delete(recursive=True, external_only=False)
+    md = {"parent_uid": parent_uid, **metadata, "uid": uid}
+    node = container.create_container(uid, metadata={**md, "status": WRITING},
+                                      specs=[RESULT_SPEC])
     for key, array in (arrays or {}).items():
         node.write_array(np.ascontiguousarray(array), key=key)
     if checkpoint is not None:
         node.write_array(np.frombuffer(checkpoint, dtype=np.uint8), key="checkpoint",
                          metadata={"format": "safetensors"})
+    node.replace_metadata(metadata=md)
     return uid
 
 
@@ -103,6 +124,8 @@ def results(client: Any, raw_uid: str, *, status: str | None = None) -> LowDoseR
     found = client[RESULTS].search(Key("parent_uid") == raw_uid)
     if status is not None:
         found = found.search(Key("status") == status)
+    else:
+        found = found.search(Key("status") != WRITING)
     nodes = list(found.values())
     if not nodes:
         raise KeyError(f"no result for raw run {raw_uid!r}"

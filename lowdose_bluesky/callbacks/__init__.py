@@ -3,10 +3,10 @@
 from typing import Any
 
 from .frame_source import FileFrameSource, FrameRef, FrameSource, TiledFrameSource
-from .live_enhancer import LiveEnhancer
+from .live_enhancer import LiveEnhancer, ResultNotStored
 
 __all__ = ["FileFrameSource", "FrameRef", "FrameSource", "LiveEnhancer", "LiveFigure",
-           "TiledFrameSource"]
+           "ResultNotStored", "TiledFrameSource"]
 
 
 def __getattr__(name: str) -> Any:

@@ -11,14 +11,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..result_store import result_by_uid, write_result
+from ..result_backup import save_result
+from ..result_store import is_result_uid, result_by_uid, write_result
 from .frame_source import FileFrameSource, FrameRef, FrameSource
 from .processing import AnalysisSettings, RunProcessor
 
-__all__ = ["LiveEnhancer"]
+__all__ = ["LiveEnhancer", "ResultNotStored", "check_pretrained"]
 
 log = logging.getLogger(__name__)
 _STOP = object()
+#: Seconds between the two attempts to write a result (each with tiled's own retries).
+STORE_RETRY_S = 5.0
 
 
 class LiveEnhancer:
@@ -66,6 +69,11 @@ class LiveEnhancer:
         on a busy machine.
     train_options
         Extra keyword arguments of :func:`lowdose_bluesky.model.train_enhancer`.
+    backup_directory
+        Where a result is saved when Tiled cannot take it (after tiled's own retries
+        and one more attempt), for ``lowdose-bluesky replay``; ``wait()`` then raises
+        :class:`ResultNotStored` naming the folder. Without it such a result is lost
+        (the raw run is not: re-run the analysis with ``lowdose-bluesky reprocess``).
     """
 
     def __init__(self, client: Any, *, arch: str = "unet", epochs: int = 30,
@@ -75,9 +83,11 @@ class LiveEnhancer:
                  threads: int | str | None = "auto",
                  training_budget: str | float | None = "scan", min_training_s: float = 60.0,
                  nice: int = 10, figure: Any = None,
-                 train_options: dict[str, Any] | None = None) -> None:
+                 train_options: dict[str, Any] | None = None,
+                 backup_directory: str | os.PathLike[str] | None = None) -> None:
         if skip_training and pretrained is None:
             raise ValueError("skip_training=True needs a pretrained model (pretrained=None given)")
+        check_pretrained(pretrained)
         for name, value in (("epochs", epochs), ("batch_size", batch_size),
                             ("fine_tune_epochs", fine_tune_epochs)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -93,6 +103,7 @@ class LiveEnhancer:
             raise ValueError(f"nice must be an integer from 0 to 19, got {nice!r}")
         self.nice = nice
         self.client = client
+        self.backup_directory = None if backup_directory is None else Path(backup_directory)
         self.settings = AnalysisSettings(
             arch=arch, epochs=epochs, device=device, reconstruct=reconstruct,
             pretrained=pretrained, skip_training=skip_training,
@@ -165,6 +176,8 @@ class LiveEnhancer:
         ------
         RuntimeError
             If no run was seen, or the analysis failed (the failure is stored too).
+        ResultNotStored
+            If Tiled could not take the result (saved in ``backup_directory`` if set).
         TimeoutError
             If the result is not stored within ``timeout`` seconds.
         """
@@ -173,6 +186,8 @@ class LiveEnhancer:
         if not self._done[self._last_run].wait(timeout):
             raise TimeoutError(f"no result for run {self._last_run} within {timeout} s")
         uid, error = self._outcome[self._last_run]
+        if isinstance(error, ResultNotStored):
+            raise error
         if error is not None:
             raise RuntimeError(f"analysis of run {self._last_run} failed: "
                                f"{type(error).__name__}: {error}") from error
@@ -229,21 +244,42 @@ class LiveEnhancer:
                 md["timings"]["result_after_last_frame_s"] = (
                     time.perf_counter() - (proc.last_frame_time or t))
                 md["settings"] = _settings_md(self.settings)
-                uid = write_result(self.client, parent_uid=run_uid, metadata=md,
-                                   arrays=arrays, checkpoint=checkpoint)
+                uid = self._store(run_uid, md, arrays, checkpoint)
                 log.info("stored %s result %s for run %s", md["status"], uid, run_uid)
         except Exception as exc:
-            error = exc
-        if error is not None:
+            uid, error = None, exc
+        if error is not None and not isinstance(error, ResultNotStored):
             log.error("analysis of run %s failed: %s", run_uid, error)
             try:
-                uid = write_result(self.client, parent_uid=run_uid, metadata={
+                uid = self._store(run_uid, {
                     "status": "failed", "error": f"{type(error).__name__}: {error}",
                     "settings": _settings_md(self.settings), "finished": time.time()})
-            except Exception:
-                log.exception("could not store the failure of run %s", run_uid)
+            except ResultNotStored as not_stored:
+                log.error("%s", not_stored)
         self._outcome[run_uid] = (uid, error)
         self._done.setdefault(run_uid, threading.Event()).set()
+
+    def _store(self, run_uid: str, md: dict[str, Any],
+               arrays: dict[str, Any] | None = None, checkpoint: bytes | None = None) -> str:
+        """Write a result to Tiled, trying twice; else save it locally and raise."""
+        last: Exception | None = None
+        for attempt in range(2):
+            try:
+                return write_result(self.client, parent_uid=run_uid, metadata=md,
+                                    arrays=arrays, checkpoint=checkpoint)
+            except Exception as exc:  # tiled has already retried for ~30 s
+                last = exc
+                log.warning("could not write the result of run %s to Tiled (attempt %d): %s",
+                            run_uid, attempt + 1, exc)
+                time.sleep(STORE_RETRY_S if attempt == 0 else 0)
+        where = "it is lost (no backup_directory); the raw run is not"
+        if self.backup_directory is not None:
+            folder = save_result(self.backup_directory, parent_uid=run_uid, metadata=md,
+                                 arrays=arrays, checkpoint=checkpoint)
+            where = (f"it was saved in {folder}; restore it with: lowdose-bluesky replay "
+                     f"{self.backup_directory}")
+        raise ResultNotStored(f"the {md.get('status')} result of run {run_uid} could not be "
+                              f"written to Tiled ({type(last).__name__}: {last}); {where}")
 
     def _pretrained(self, spec: Any) -> Any:
         from ..model import Enhancer
@@ -251,9 +287,56 @@ class LiveEnhancer:
         if isinstance(spec, Enhancer):
             return spec
         text = str(spec)
-        if Path(text).exists():
-            return Enhancer.load(text, device=self.settings.device)
-        return result_by_uid(self.client, text).checkpoint
+        if Path(text).expanduser().exists():
+            return Enhancer.load(Path(text).expanduser(), device=self.settings.device)
+        return Enhancer.from_bytes(result_by_uid(self.client, text).checkpoint,
+                                   device=self.settings.device,
+                                   source=f"checkpoint of result {text}")
+
+
+def check_pretrained(spec: Any) -> None:
+    """Refuse a ``pretrained`` value that cannot work, before anything starts.
+
+    ``None``, an :class:`~lowdose_bluesky.model.Enhancer`, a checkpoint file (verified
+    now: a pickle, ``torch.save`` output, a corrupted or a foreign file is refused, and
+    nothing is unpickled) or a result uid (looked up when the first run is analysed).
+
+    Raises
+    ------
+    ValueError
+        With the value received and what is allowed.
+    """
+    if spec is None:
+        return
+    allowed = ("an Enhancer, an existing checkpoint file or a result uid (8-4-4-4-12 hex "
+               "digits)")
+    if isinstance(spec, str | os.PathLike):
+        path = Path(spec).expanduser()
+        if path.exists():
+            if not path.is_file():
+                raise ValueError(f"pretrained must be {allowed}; {str(spec)!r} is a directory")
+            from ..model import Enhancer
+
+            try:
+                Enhancer.load(path, device="cpu")
+            except ValueError as exc:
+                raise ValueError(f"pretrained {exc}") from None
+            except OSError as exc:
+                raise ValueError(f"pretrained checkpoint file {str(path)!r} cannot be read: "
+                                 f"{exc.strerror or exc}") from None
+            return
+        if isinstance(spec, str) and is_result_uid(spec):
+            return
+        raise ValueError(f"pretrained must be {allowed}, got {str(spec)!r}: no such file, "
+                         "and not a uid")
+    from ..model import Enhancer
+
+    if not isinstance(spec, Enhancer):
+        raise ValueError(f"pretrained must be {allowed}, got a {type(spec).__name__}")
+
+
+class ResultNotStored(RuntimeError):
+    """Tiled could not take an analysis result (saved locally when configured)."""
 
 
 def _check_budget(budget: Any, floor: Any) -> None:

@@ -92,7 +92,7 @@ def test_server_killed_mid_run_then_replayed(tmp_path, fast_retries, caplog, cap
     caplog.set_level(logging.WARNING, "lowdose_bluesky")
     try:
         # 11 events: darks, flats, and three of the four reference frames are written
-        uid, RE, writer, elapsed = _scan(data, uri, backup, kill_after_events=11,
+        uid, _, writer, elapsed = _scan(data, uri, backup, kill_after_events=11,
                                          server=server)
     finally:
         kill(server)
@@ -103,7 +103,7 @@ def test_server_killed_mid_run_then_replayed(tmp_path, fast_retries, caplog, cap
     assert "lowdose-bluesky replay" in caplog.text
     journal = backup_path(backup, uid)
     docs = read_backup(journal)
-    assert [n for n, _ in docs][0] == "start" and [n for n, _ in docs][-1] == "stop"
+    assert docs[0][0] == "start" and docs[-1][0] == "stop"
     assert event_counts(docs) == STREAMS
 
     server = start_server(data, port)
@@ -170,3 +170,59 @@ def test_replay_rejects_a_missing_directory_and_reports_a_bad_file(tmp_path, cap
     assert report.outcome == "failed"
     assert "bad.jsonl:1 is not a Bluesky document line" in report.detail
     assert (tmp_path / "bad.jsonl").exists()              # left for the user
+
+
+def test_live_result_saved_locally_when_tiled_dies_then_replayed(tmp_path, fast_retries,
+                                                                    monkeypatch, caplog, capsys):
+    from lowdose_bluesky import results
+    from lowdose_bluesky.callbacks import LiveEnhancer, ResultNotStored
+    from lowdose_bluesky.callbacks import live_enhancer as live_module
+
+    from ..callbacks._live import TRAIN
+
+    monkeypatch.setattr(live_module, "STORE_RETRY_S", 0.1)
+    data, backup = tmp_path / "data", tmp_path / "backup"
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}/api/v1"
+    server = start_server(data, port)
+    client = connect(uri)
+    raw = client.create_container(RAW, specs=["CatalogOfBlueskyRuns"])
+    writer = BackgroundTiledWriter(raw, batch_size=5, backup_directory=backup,
+                                   flush_timeout=1.0)
+    live = LiveEnhancer(client, epochs=2, progress=False, training_budget=None,
+                        min_training_s=0, backup_directory=backup, train_options=TRAIN)
+    txm = make_sim_txm(detector_shape=(32, 32), seed=3, flux=50.0, data_dir=data / "frames")
+    RE = RunEngine()
+    RE.subscribe(writer)
+    RE.subscribe(live)
+    RE.subscribe(lambda name, doc: kill(server), "descriptor")  # dead before any event
+    (uid,) = RE(lowdose_tomo_plan(txm.detector, txm.rotation, sample_x=txm.sample_x,
+                                  shutter=txm.shutter, num_projections=N, num_darks=2,
+                                  num_flats=2, long_exposure=30.0, short_exposure=1.0,
+                                  reference_angles=(30.0, 120.0)))
+    writer.close(timeout=120)
+    # the analysis ran from the detector's files; its result could not reach Tiled
+    with pytest.raises(ResultNotStored, match=rf"the complete result of run {uid} could not "
+                       rf"be written to Tiled .*saved in {backup}/results/") as err:
+        live.wait(timeout=600)
+    live.close()
+    folder = Path(str(err.value).split("saved in ")[1].split(";")[0])
+    assert (folder / "enhanced.npy").exists() and (folder / "metadata.json").exists()
+
+    server = start_server(data, port)
+    try:
+        capsys.readouterr()
+        assert main(["replay", str(backup), "--tiled", uri]) == 0
+        out = capsys.readouterr().out
+        assert f"run {uid} restored" in out
+        assert f"result {folder.name} restored" in out
+        client = connect(uri)
+        res = results(client, uid)
+        assert res.uid == folder.name and res.status == "complete"
+        assert res.metadata["restored_from_backup"] is True
+        assert res.enhanced.shape == (N, 32, 32)
+        assert res.reconstruction.shape[0] == 32
+        assert not folder.exists()
+        close(client)
+    finally:
+        kill(server)
