@@ -211,6 +211,29 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reprocess(args: argparse.Namespace) -> int:
+    import logging
+
+    from .callbacks.reprocess import reprocess
+    from .storage import close
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("httpx", "tiled", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    client = _connect_where(args)
+    try:
+        uid = reprocess(client, args.uid, arch=args.arch, epochs=args.epochs,
+                        device=args.device, pretrained=args.pretrained,
+                        progress=not args.no_progress, training_budget=args.training_budget,
+                        backup_directory=args.backup_dir)
+    except KeyError as exc:
+        raise ValueError(str(exc).strip('"')) from None
+    finally:
+        close(client)
+    print(f"stored result {uid} for run {args.uid}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import DemoFailed, demo_table, run_demo
 
@@ -359,6 +382,30 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep a live figure of the analysis in this PNG file")
     worker.add_argument("--no-progress", action="store_true", help="no progress bars")
     worker.set_defaults(func=_worker)
+
+    again = sub.add_parser("reprocess", help="run the analysis again on a run stored in "
+                                             "Tiled (e.g. after a worker died)", description=(
+        "Rebuild the documents of a stored raw run from Tiled and run LiveEnhancer on them, "
+        "reading the frames through Tiled; store a new result. Use it when the analysis "
+        "process died during a scan, or to analyse a run with other settings."))
+    again.add_argument("uid", help="uid of the raw run")
+    where = again.add_mutually_exclusive_group()
+    where.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                       help="data directory of the embedded catalog (default ./lowdose_data)")
+    where.add_argument("--tiled", default=None, metavar="URI",
+                       help=f"Tiled server URI instead (API key in the URI or {API_KEY_ENV})")
+    again.add_argument("--arch", default="unet", choices=["unet", "yang2018"])
+    again.add_argument("--epochs", type=_positive_int(1), default=30)
+    again.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    again.add_argument("--pretrained", type=_pretrained, default=None,
+                       help="result uid or checkpoint file (.safetensors) to fine-tune from")
+    again.add_argument("--training-budget", type=_budget, default=None,
+                       help="seconds of training, or 'none' (default: epochs and early "
+                            "stopping bound it)")
+    again.add_argument("--backup-dir", type=Path, default=None, metavar="DIR",
+                       help="save the result here if Tiled cannot take it")
+    again.add_argument("--no-progress", action="store_true", help="no progress bars")
+    again.set_defaults(func=_reprocess)
 
     demo = sub.add_parser("demo", help="the whole job on a simulated TXM: scan with live "
                                        "training and enhancement, reconstruction, quality "
