@@ -1,4 +1,28 @@
-"""The analysis of one run, done off the RunEngine thread by :class:`LiveEnhancer`."""
+"""The analysis of one run, done off the RunEngine thread by :class:`LiveEnhancer`.
+
+Bad runs fail with a ``ValueError`` that says what was received and what is allowed
+(:class:`LiveEnhancer` stores it as a result with status ``"failed"``; the raw run is
+never touched). A run fails when:
+
+- a frame is not 2-D or its shape differs from the run's first frame (all streams must
+  share one shape), or a float frame holds NaN/inf;
+- a flat, reference or primary frame is zero everywhere (darks may be: a detector
+  without offset gives that), or a reference or primary frame has less than
+  :data:`MIN_MEAN_TRANSMISSION` of the open-beam counts above the dark level (beam lost,
+  shutter closed);
+- a dark, flat or reference frame of integer counts has more than
+  :data:`~lowdose_bluesky.recon._checks.MAX_SATURATED_FRACTION` of its pixels at the
+  type's maximum (65535 for ``uint16``): saturated flats give a wrong flat field and
+  saturated long exposures wrong training targets;
+- flats minus darks is <= 0 at more than :data:`MAX_DEAD_FRACTION` of the pixels at an
+  exposure, or the dark, flat or reference stream is missing;
+- the frames are smaller than the patch of a patch network trained from scratch.
+
+Saturated primary frames are not an error: the short exposures of the rotation rarely
+saturate, a few saturated pixels only clip their line integrals, and failing would throw
+away a whole scan's analysis. They are logged and listed in the result's ``warnings``
+metadata, as are the few dead pixels (flats minus darks <= 0) tolerated.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +38,22 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..jsonutil import json_safe
 from ..recon import find_center, minus_log, normalize, reconstruct
+from ..recon._checks import MAX_SATURATED_FRACTION, detector_maximum
 from .frame_source import FrameRef, FrameSource
 
-__all__ = ["AnalysisSettings", "RunProcessor"]
+__all__ = ["MAX_DEAD_FRACTION", "MIN_MEAN_TRANSMISSION", "AnalysisSettings", "RunProcessor"]
 
 log = logging.getLogger(__name__)
+
+#: Smallest mean transmission of a reference or primary frame (else no beam reached it).
+MIN_MEAN_TRANSMISSION = 0.01
+#: Largest fraction of pixels with flats minus darks <= 0 (dead pixels) at one exposure.
+MAX_DEAD_FRACTION = 1e-3
+#: How to acquire a missing calibration stream.
+_HOW_TO_ACQUIRE = {
+    "dark": "pass shutter=<the shutter> and num_darks >= 1",
+    "flat": "pass sample_x=<the sample stage> and num_flats >= 1",
+}
 
 
 @dataclass
@@ -87,6 +122,12 @@ class RunProcessor:
         self.expected_projections = int(lowdose["angles"]["num"])
         self.darks: dict[float, _Mean] = {}
         self.flats: dict[float, _Mean] = {}
+        self.frame_shape: tuple[int, ...] | None = None
+        self._first_frame = ""
+        self._corrections: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        self.warnings: list[str] = []
+        self._saturated: list[tuple[int, float]] = []  # primary (index, fraction)
+        self._saturation_max: float | None = None
         self.refs: list[tuple[float, float, np.ndarray]] = []
         self.angles: list[float] = []
         self.raw: np.ndarray | None = None  # (N, H, W) transmission
@@ -118,20 +159,122 @@ class RunProcessor:
         (``time.perf_counter()``; default: now), the start of the result latency.
         """
         arrived = time.perf_counter() if received is None else received
-        frame = self.source.read(ref)
+        frame = np.asarray(self.source.read(ref))
         exposure = float(data[self.exposure_key])
+        angle = float(data[self.rotation_key])
+        what = f"{stream} frame {ref['index']} (exposure {exposure} s"
+        what += f", angle {angle} deg)" if stream in ("reference", "primary") else ")"
+        self._check_frame(what, stream, int(ref["index"]), frame, exposure)
         if stream == "dark":
             self.darks.setdefault(exposure, _Mean()).add(frame)
+            self._corrections.clear()
         elif stream == "flat":
             self.flats.setdefault(exposure, _Mean()).add(frame)
+            self._corrections.clear()
         elif stream == "reference":
-            self.refs.append((float(data[self.rotation_key]), exposure,
-                              frame.astype(np.float32)))
+            self._check_beam(what, frame, exposure)
+            self.refs.append((angle, exposure, frame.astype(np.float32)))
             if len(self.refs) == self.expected_refs:
                 self.train()
         elif stream == "primary":
-            self._add_projection(ref["index"], frame, float(data[self.rotation_key]))
+            self._check_beam(what, frame, exposure)
+            self._add_projection(ref["index"], frame, angle)
         self.last_frame_time = arrived
+
+    # ------------------------------------------------------------ bad input
+    def _check_frame(self, what: str, stream: str, index: int, frame: np.ndarray,
+                     exposure: float) -> None:
+        """Reject a frame of the wrong shape, with NaN/inf, blank or saturated."""
+        if self.frame_shape is None:
+            if frame.ndim != 2:
+                raise ValueError(f"{what} has shape {frame.shape}; frames must be 2-D (H, W)")
+            self.frame_shape, self._first_frame = frame.shape, what.split(" (")[0]
+            self._check_patch(frame.shape)
+        elif frame.shape != self.frame_shape:
+            raise ValueError(
+                f"{what} has shape {frame.shape} but the run's first frame "
+                f"({self._first_frame}) has shape {self.frame_shape}: frames of every stream "
+                "(dark, flat, reference, primary) must have the same shape; was the detector's "
+                "ROI or binning changed during the run?")
+        if frame.dtype.kind == "f" and not np.isfinite(frame).all():
+            n_nan = int(np.isnan(frame).sum())
+            n_inf = int(frame.size - np.isfinite(frame).sum()) - n_nan
+            raise ValueError(f"{what} holds {n_nan} NaN and {n_inf} infinite values (of "
+                             f"{frame.size}); only finite counts are allowed")
+        if stream != "dark" and not frame.any():
+            raise ValueError(f"{what} is zero everywhere: no beam reached the detector (was the "
+                             f"beam off or the shutter stuck closed?); every {stream} frame must "
+                             "hold counts")
+        maximum = detector_maximum(frame.dtype)
+        if maximum is None:
+            return
+        fraction = float(np.count_nonzero(frame >= maximum)) / frame.size
+        if fraction <= MAX_SATURATED_FRACTION:
+            return
+        if stream == "primary":
+            self._saturation_max = maximum
+            self._saturated.append((index, fraction))
+            if len(self._saturated) == 1:
+                log.warning("run %s: %s has %.1f%% of its pixels at the detector maximum %g "
+                            "(saturated); the analysis goes on, the result lists a warning",
+                            self.start["uid"], what, 100 * fraction, maximum)
+            return
+        which = "long_exposure" if exposure == self.long else "short_exposure"
+        raise ValueError(
+            f"{what} has {fraction:.1%} of its pixels at the detector maximum {maximum:g} "
+            f"(saturated); at most {MAX_SATURATED_FRACTION:.0%} are allowed in {stream} "
+            f"frames: shorten {which} ({exposure} s) or lower the flux")
+
+    def _check_patch(self, shape: tuple[int, ...]) -> None:
+        """Reject frames smaller than the patch of a patch network trained from scratch."""
+        s = self.settings
+        if s.pretrained is not None:
+            return
+        from ..model.networks import ARCHS, PATCH_ARCHS
+
+        if s.arch not in PATCH_ARCHS:
+            return
+        patch = int(s.train_options.get("patch_size") or ARCHS[s.arch]["patch_size"])
+        if min(shape) < patch:
+            raise ValueError(
+                f"frames of {shape[0]}x{shape[1]} are smaller than the {patch}x{patch} patch of "
+                f"the {s.arch!r} network: LiveEnhancer(arch={s.arch!r}) needs frames of at "
+                f"least {patch}x{patch}; use arch='unet' (any frame size) or a smaller "
+                "train_options['patch_size'] (a multiple of 8, >= 16)")
+
+    def _check_beam(self, what: str, frame: np.ndarray, exposure: float) -> None:
+        """Reject a frame with (almost) no counts above the dark level."""
+        if exposure not in self.darks or exposure not in self.flats:
+            return  # the missing stream is reported when the frame is corrected
+        flat, dark = self._correction(exposure)
+        open_counts = float(np.mean(flat - dark, dtype=np.float64))
+        counts = float(np.mean(frame, dtype=np.float64) - np.mean(dark, dtype=np.float64))
+        if open_counts > 0 and counts < MIN_MEAN_TRANSMISSION * open_counts:
+            raise ValueError(
+                f"{what} has {counts / open_counts:.2%} of the open-beam counts above the dark "
+                f"level (mean {counts:.3g} of {open_counts:.3g} counts): no beam reached the "
+                "detector (beam lost or shutter closed?); reference and primary frames need a "
+                f"mean transmission of at least {MIN_MEAN_TRANSMISSION:.0%}")
+
+    def _warn(self, text: str) -> None:
+        """Record a warning for the result metadata and log it."""
+        if text not in self.warnings:
+            self.warnings.append(text)
+            log.warning("run %s: %s", self.start["uid"], text)
+
+    def _all_warnings(self) -> list[str]:
+        """The warnings of the run, with the saturated primary frames summarised."""
+        out = list(self.warnings)
+        if self._saturated:
+            worst = max(self._saturated, key=lambda item: item[1])
+            indices = [i for i, _ in self._saturated]
+            shown = ", ".join(map(str, indices[:10])) + (", ..." if len(indices) > 10 else "")
+            out.append(
+                f"{len(indices)} primary frame(s) have more than {MAX_SATURATED_FRACTION:.0%} of "
+                f"their pixels at the detector maximum {self._saturation_max:g} (frames "
+                f"{shown}; worst: frame {worst[0]}, {worst[1]:.1%}): their line integrals are "
+                "clipped there; shorten short_exposure or lower the flux")
+        return out
 
     def _add_projection(self, index: int, frame: np.ndarray, angle: float) -> None:
         if self.enhancer is None and self.training_error is None:
@@ -152,15 +295,34 @@ class RunProcessor:
         self.pending.append(index)
 
     def _correction(self, exposure: float) -> tuple[np.ndarray, np.ndarray]:
+        """Mean flat and dark at ``exposure``, checked once."""
+        cached = self._corrections.get(exposure)
+        if cached is not None:
+            return cached
         missing = [name for name, table in (("dark", self.darks), ("flat", self.flats))
                    if exposure not in table]
         if missing:
             raise ValueError(
                 f"run {self.start['uid']} has no {' and no '.join(missing)} frames at "
-                f"exposure {exposure} s (darks at {sorted(self.darks)}, flats at "
-                f"{sorted(self.flats)}): flat-field correction needs both streams at both "
-                "exposures")
-        return self.flats[exposure].value, self.darks[exposure].value
+                f"exposure {exposure} s (darks at {sorted(self.darks)} s, flats at "
+                f"{sorted(self.flats)} s): flat-field correction needs dark and flat frames at "
+                "both exposures; to acquire them "
+                + " and ".join(_HOW_TO_ACQUIRE[m] for m in missing) + " to lowdose_tomo_plan")
+        flat, dark = self.flats[exposure].value, self.darks[exposure].value
+        dead = flat - dark <= 0
+        n_dead, allowed = int(dead.sum()), int(MAX_DEAD_FRACTION * dead.size)
+        if n_dead > allowed:
+            raise ValueError(
+                f"run {self.start['uid']}: flats minus darks at exposure {exposure} s is <= 0 at "
+                f"{n_dead} of {dead.size} pixels ({n_dead / dead.size:.1%}; mean flat "
+                f"{flat.mean():.4g}, mean dark {dark.mean():.4g} counts); allowed: at most "
+                f"{allowed} such dead pixels ({MAX_DEAD_FRACTION:.1%}): was the beam off or the "
+                "shutter closed during the flats, or are darks and flats swapped?")
+        if n_dead:
+            self._warn(f"flats minus darks at exposure {exposure} s is <= 0 at {n_dead} of "
+                       f"{dead.size} pixels (dead pixels): their transmission is set to 1")
+        self._corrections[exposure] = (flat, dark)
+        return flat, dark
 
     def _transmission_floor(self) -> float:
         """Half a count of the short exposure, as transmission: the floor before ``-log``.
@@ -175,7 +337,7 @@ class RunProcessor:
 
     def _transmission(self, frames: np.ndarray, exposure: float) -> np.ndarray:
         flat, dark = self._correction(exposure)
-        return normalize(frames, flat, dark)
+        return normalize(frames, flat, dark, max_bad_fraction=MAX_DEAD_FRACTION)
 
     # ---------------------------------------------------------------- training
     def train(self) -> None:
@@ -186,19 +348,20 @@ class RunProcessor:
         try:
             if self.settings.threads is not None:
                 set_cpu_threads(self.settings.threads)
-            low, high = self._pairs()
             s = self.settings
+            pretrained = self._load_pretrained(s.pretrained) if s.pretrained is not None else None
+            if isinstance(pretrained, bytes):
+                pretrained = Enhancer.from_bytes(pretrained, device=s.device)
+            if pretrained is not None and s.skip_training:
+                self.enhancer = pretrained  # no reference pairs needed
+                return
+            low, high = self._pairs()
             options = {"device": s.device, "seed": s.seed, "progress": s.progress,
                        **self._budget(t), **s.train_options}
             if s.figure is not None:
                 options.setdefault("on_epoch", lambda record: self._show("add_epoch", record))
             self._show("stage", f"training on {len(low)} reference pairs")
-            pretrained = self._load_pretrained(s.pretrained) if s.pretrained is not None else None
-            if isinstance(pretrained, bytes):
-                pretrained = Enhancer.from_bytes(pretrained, device=s.device)
-            if pretrained is not None and s.skip_training:
-                self.enhancer = pretrained
-            elif pretrained is not None:
+            if pretrained is not None:
                 log.info("fine-tuning pretrained %s model on %d pairs", pretrained.arch, len(low))
                 self.enhancer = pretrained.fine_tune(low, high, epochs=s.fine_tune_epochs,
                                                      **options)
@@ -233,9 +396,20 @@ class RunProcessor:
             by_angle.setdefault(angle, {})[exposure] = frame
         pairs = [(p[self.short], p[self.long]) for p in by_angle.values()
                  if self.short in p and self.long in p]
+        if not self.refs:
+            raise ValueError(
+                f"run {self.start['uid']} has no reference frames (no 'reference' stream; "
+                f"{self.expected_refs} frames expected at {self.start['reference_angles']} "
+                "deg): the enhancer is trained on the long/short pairs taken at the reference "
+                "angles; acquire them with lowdose_tomo_plan(..., reference_angles=(30.0, "
+                "120.0)) or use a trained model with LiveEnhancer(pretrained=..., "
+                "skip_training=True)")
         if not pairs:
-            raise ValueError(f"run {self.start['uid']} has no complete long/short reference "
-                             f"pair (reference frames seen: {len(self.refs)})")
+            seen = [(angle, exposure) for angle, exposure, _ in self.refs]
+            raise ValueError(
+                f"run {self.start['uid']} has no complete long/short reference pair: reference "
+                f"frames (angle deg, exposure s) seen: {seen}; each reference angle needs one "
+                f"frame at long_exposure={self.long} s and one at short_exposure={self.short} s")
         low = self._transmission(np.stack([p[0] for p in pairs]), self.short)
         high = self._transmission(np.stack([p[1] for p in pairs]), self.long)
         return low, high
@@ -310,6 +484,7 @@ class RunProcessor:
     def _finalise(self, md: dict[str, Any]) -> dict[str, Any]:
         if self._bar is not None:
             self._bar.close()
+        md["warnings"] = self._all_warnings()
         md["timings"] = dict(self.timings)
         md["finished"] = time.time()
         return md

@@ -12,11 +12,19 @@ from typing import Any
 
 import numpy as np
 
+from ..recon._checks import (
+    MAX_SATURATED_FRACTION,
+    blank_frames,
+    detector_maximum,
+    saturated_fractions,
+)
+
 __all__ = [
     "as_frame_stack",
     "check_choice",
     "check_finite",
     "check_fraction",
+    "check_frames_hold_signal",
     "check_positive_float",
     "check_positive_int",
 ]
@@ -80,6 +88,47 @@ def check_finite(array: np.ndarray, name: str) -> None:
         raise ValueError(
             f"{name} contains {n_nan} NaN and {n_inf} infinite values "
             f"(of {array.size}); only finite values are allowed"
+        )
+
+
+def check_frames_hold_signal(stack: np.ndarray, name: str) -> None:
+    """Reject training frames that carry no usable signal.
+
+    A frame that is zero everywhere (the beam was off, the shutter closed) is
+    an error. Integer frames are taken as raw detector counts: a frame with
+    more than :data:`~lowdose_bluesky.recon._checks.MAX_SATURATED_FRACTION`
+    of its pixels at the type's maximum (65535 for ``uint16``) is saturated
+    and an error too. Float frames (counts or transmission) carry no
+    detector maximum and are not checked for saturation.
+
+    Parameters
+    ----------
+    stack
+        ``(K, H, W)`` finite frames.
+    name
+        Name used in error messages.
+
+    Raises
+    ------
+    ValueError
+        Naming the frames at fault and what is allowed.
+    """
+    blank = blank_frames(stack)
+    if blank.size:
+        raise ValueError(
+            f"{name} frame(s) {blank.tolist()} of {stack.shape[0]} are zero everywhere (was the "
+            "beam off or the shutter closed?); every training frame must hold signal"
+        )
+    maximum = detector_maximum(stack.dtype)
+    if maximum is None:
+        return
+    fractions = saturated_fractions(stack, maximum)
+    worst = int(np.argmax(fractions))
+    if fractions[worst] > MAX_SATURATED_FRACTION:
+        raise ValueError(
+            f"{name} frame {worst} of {stack.shape[0]} has {fractions[worst]:.1%} of its pixels "
+            f"at the {stack.dtype} maximum {maximum:g} (saturated); at most "
+            f"{MAX_SATURATED_FRACTION:.0%} are allowed: shorten the exposure or lower the flux"
         )
 
 

@@ -20,6 +20,7 @@ from ._checks import (
     check_choice,
     check_finite,
     check_fraction,
+    check_frames_hold_signal,
     check_positive_float,
     check_positive_int,
 )
@@ -103,6 +104,10 @@ def train_enhancer(
     low, high
         The ``K`` short/long exposure pairs, arrays of the same shape
         ``(K, H, W)`` (or ``(H, W)`` for ``K = 1``), in any consistent units.
+        Every frame must be finite and not zero everywhere; integer frames
+        are raw counts and must not be saturated (more than 1 % of a frame's
+        pixels at the type's maximum, e.g. 65535 for ``uint16``). One pair is
+        enough: its validation band is then cut from the same frame.
     arch
         ``"unet"`` (default; fully convolutional, residual) or ``"yang2018"``
         (the paper's patch network). Defaults to ``init``'s arch when fine-tuning.
@@ -166,7 +171,8 @@ def train_enhancer(
     ------
     ValueError
         For inputs of different shapes, empty or non-finite inputs, frames
-        smaller than the patch of a patch network, an unknown arch, loss or
+        that are zero everywhere or saturated, frames smaller than the patch
+        of a patch network, an unknown arch, loss or
         device, or non-positive numeric arguments.
     """
     # ---------------------------------------------------------------- arguments
@@ -203,6 +209,8 @@ def train_enhancer(
         )
     check_finite(low_s, "low")
     check_finite(high_s, "high")
+    check_frames_hold_signal(low_s, "low")
+    check_frames_hold_signal(high_s, "high")
     n_pairs, height, width = low_s.shape
 
     # ---------------------------------------------------------------- network

@@ -1,6 +1,6 @@
 """Bluesky plans (never import torch here)."""
 
 from .lowdose_tomo import STREAMS, lowdose_tomo_plan
-from .validation import TomoScanSpec
+from .validation import TomoScanSpec, TomoScanWarning, validate_scan
 
-__all__ = ["STREAMS", "TomoScanSpec", "lowdose_tomo_plan"]
+__all__ = ["STREAMS", "TomoScanSpec", "TomoScanWarning", "lowdose_tomo_plan", "validate_scan"]

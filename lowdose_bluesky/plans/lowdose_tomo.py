@@ -10,7 +10,7 @@ import bluesky.preprocessors as bpp
 from bluesky.protocols import Movable, Readable
 from bluesky.utils import MsgGenerator
 
-from .validation import TomoScanSpec
+from .validation import validate_scan
 
 __all__ = ["STREAMS", "lowdose_tomo_plan"]
 
@@ -81,7 +81,9 @@ def lowdose_tomo_plan(
     shutter
         Shutter accepting ``"open"``/``"close"`` (needed for darks).
     reference_angles
-        Angles (deg, within ``[start, stop]``) of the long/short training pairs.
+        Distinct angles (deg, within ``[start, stop]``) of the long/short training
+        pairs. One angle is accepted with a
+        :class:`~lowdose_bluesky.plans.TomoScanWarning`: at least 2 are recommended.
     long_exposure, short_exposure
         Exposure times in seconds, ``long_exposure > short_exposure > 0``.
     start, stop
@@ -105,7 +107,7 @@ def lowdose_tomo_plan(
     ValueError
         Before the first message, if an argument is invalid.
     """
-    spec = TomoScanSpec(
+    spec = validate_scan(
         reference_angles=reference_angles, long_exposure=long_exposure,
         short_exposure=short_exposure, start=start, stop=stop, num_projections=num_projections,
         num_darks=num_darks, num_flats=num_flats, flat_offset=flat_offset,

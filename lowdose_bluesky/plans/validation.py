@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-__all__ = ["TomoScanSpec"]
+from ..recon._checks import ANGLE_TOLERANCE_DEG
+
+__all__ = ["TomoScanSpec", "TomoScanWarning", "validate_scan"]
+
+
+class TomoScanWarning(UserWarning):
+    """Scan arguments that are accepted but likely to give poor results."""
 
 
 def _finite(name: str, value: float) -> float:
@@ -24,6 +31,15 @@ class TomoScanSpec(BaseModel):
     """The validated geometry and exposures of one low-dose tomography scan.
 
     Every check raises ``ValueError`` naming the value received and what is allowed.
+
+    Reference angles may be given in any order (the pairs are taken in that
+    order) but must be distinct and lie within ``[start, stop]``. A single
+    reference angle is accepted (:func:`validate_scan` then warns with a
+    :class:`TomoScanWarning`: the enhancer learns from one long/short pair,
+    which generalises poorly to the other angles; at least 2 are
+    recommended). The rotation goes from ``start`` to ``stop`` (either
+    direction) in steps of at least ``ANGLE_TOLERANCE_DEG``, so that no two
+    projections share an angle.
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
@@ -50,8 +66,11 @@ class TomoScanSpec(BaseModel):
         if not angles:
             raise ValueError("reference_angles must hold at least one angle, got an empty "
                              "sequence (the long/short training pairs are taken there)")
-        if len(set(angles)) != len(angles):
-            raise ValueError(f"reference_angles must be distinct, got {list(angles)}")
+        for j, angle in enumerate(angles):
+            if angle in angles[:j]:
+                raise ValueError(f"reference_angles must be distinct: reference_angles[{j}] = "
+                                 f"{angle} repeats reference_angles[{angles.index(angle)}] "
+                                 f"(got {list(angles)}); one long/short pair per angle")
         return angles
 
     @field_validator("long_exposure", "short_exposure", "start", "stop", "flat_offset",
@@ -82,11 +101,18 @@ class TomoScanSpec(BaseModel):
             raise ValueError(f"num_projections must be >= 2, got {self.num_projections}")
         if self.stop == self.start:
             raise ValueError(f"start and stop must differ, got start=stop={self.start}")
+        step = abs(self.stop - self.start) / (self.num_projections - 1)
+        if step < ANGLE_TOLERANCE_DEG:
+            raise ValueError(f"the angular step |stop - start| / (num_projections - 1) = "
+                             f"{step:.3g} deg is below {ANGLE_TOLERANCE_DEG} deg (start="
+                             f"{self.start}, stop={self.stop}, num_projections="
+                             f"{self.num_projections}); projections would repeat angles")
         lo, hi = sorted((self.start, self.stop))
         outside = [a for a in self.reference_angles if not lo <= a <= hi]
         if outside:
             raise ValueError(f"reference angles {outside} lie outside the rotation range "
-                             f"[{lo}, {hi}] deg")
+                             f"[{lo}, {hi}] deg (start={self.start}, stop={self.stop}); "
+                             "reference pairs must be taken within the scanned range")
         if self.num_flats > 0 and not self.has_sample_stage:
             raise ValueError(f"num_flats={self.num_flats} flats requested but no sample_x stage "
                              "was given to move the sample out of the beam; pass sample_x= or "
@@ -108,3 +134,37 @@ class TomoScanSpec(BaseModel):
     def dose_ratio(self) -> float:
         """Long over short exposure."""
         return self.long_exposure / self.short_exposure
+
+
+def validate_scan(**arguments: Any) -> TomoScanSpec:
+    """Build a :class:`TomoScanSpec`, raising a plain ``ValueError`` on bad arguments.
+
+    Warns (:class:`TomoScanWarning`) about accepted but poor choices: a single
+    reference angle.
+
+    Parameters
+    ----------
+    **arguments
+        The fields of :class:`TomoScanSpec`.
+
+    Returns
+    -------
+    TomoScanSpec
+
+    Raises
+    ------
+    ValueError
+        With every problem found, each saying what was received and what is allowed.
+    """
+    try:
+        spec = TomoScanSpec(**arguments)
+    except ValidationError as exc:
+        problems = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()]
+        raise ValueError("invalid lowdose_tomo_plan arguments: " + "; ".join(problems)) from None
+    if len(spec.reference_angles) == 1:
+        warnings.warn(
+            f"a single reference angle ({spec.reference_angles[0]} deg): the enhancer is "
+            "trained on one long/short pair, which generalises poorly to other angles; at "
+            "least 2 reference angles are recommended, e.g. reference_angles=(30.0, 120.0)",
+            TomoScanWarning, stacklevel=2)
+    return spec

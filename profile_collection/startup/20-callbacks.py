@@ -1,7 +1,7 @@
 """Live analysis: ``live`` (a ``LiveEnhancer`` or ``None``) and ``publisher`` (0MQ or ``None``).
 
-- ``LOWDOSE_ZMQ_PUBLISH=host:port``: publish every document to a ``bluesky-0MQ-proxy``
-  (its input port), for ``lowdose-bluesky worker`` on another machine.
+- ``LOWDOSE_ZMQ_PUBLISH=host:port``: publish every document (as JSON, not pickle) to a
+  ``bluesky-0MQ-proxy`` (its input port), for ``lowdose-bluesky worker`` on another machine.
 - ``LOWDOSE_LIVE=on|off``: run ``LiveEnhancer`` in this process; default ``on``, or ``off``
   when documents are published (the remote worker does the analysis).
 - ``LOWDOSE_LIVE_ARCH`` (``unet``), ``LOWDOSE_LIVE_EPOCHS`` (``30``), ``LOWDOSE_LIVE_DEVICE``
@@ -19,11 +19,10 @@ _ON, _OFF = ("on", "1", "true", "yes"), ("off", "0", "false", "no")
 publisher = None
 _zmq_address = (os.environ.get("LOWDOSE_ZMQ_PUBLISH") or "").strip()
 if _zmq_address:
-    from bluesky.callbacks.zmq import Publisher
+    # documents go out as JSON: the worker never unpickles what it receives
+    from lowdose_bluesky.callbacks.remote import make_publisher
 
-    from lowdose_bluesky.callbacks.remote import parse_address
-
-    publisher = Publisher("{}:{}".format(*parse_address(_zmq_address)))
+    publisher = make_publisher(_zmq_address)
     RE.subscribe(publisher)  # noqa: F821 (00-base.py)
 
 _live_flag = (os.environ.get("LOWDOSE_LIVE") or ("off" if publisher else "on")).strip().lower()
@@ -41,5 +40,6 @@ if _live_flag in _ON:
                         arch=os.environ.get("LOWDOSE_LIVE_ARCH") or "unet",
                         epochs=int(_epochs),
                         device=os.environ.get("LOWDOSE_LIVE_DEVICE") or "auto",
-                        pretrained=os.environ.get("LOWDOSE_LIVE_PRETRAINED") or None)
+                        pretrained=os.environ.get("LOWDOSE_LIVE_PRETRAINED") or None,
+                        backup_directory=DATA_DIR / "tiled-backup")  # noqa: F821
     RE.subscribe(live)  # noqa: F821 (00-base.py)

@@ -24,7 +24,7 @@ from lowdose_bluesky.devices.epics import (
     make_epics_txm,
 )
 from lowdose_bluesky.devices.sim import SimShutter
-from lowdose_bluesky.plans import lowdose_tomo_plan
+from lowdose_bluesky.plans import TomoScanWarning, lowdose_tomo_plan
 
 CONFIG: dict[str, Any] = {
     "camera": {"prefix": "TST:SP1:", "write_path_template": "/data/%Y/%m/", "readout_time": 0.01},
@@ -414,9 +414,10 @@ def test_plan_without_shutter_or_sample_stage(tmp_path: Path, collector, RE):
     txm = make_epics_txm(cfg, fake=True)
     ioc = emulate_ioc(txm, frame_shape=(8, 8))
     try:
-        RE(lowdose_tomo_plan(txm.detector, txm.rotation, num_darks=0, num_flats=0,
-                             num_projections=3, long_exposure=2.0, short_exposure=1.0,
-                             reference_angles=(90.0,)))
+        with pytest.warns(TomoScanWarning, match="single reference angle"):
+            RE(lowdose_tomo_plan(txm.detector, txm.rotation, num_darks=0, num_flats=0,
+                                 num_projections=3, long_exposure=2.0, short_exposure=1.0,
+                                 reference_angles=(90.0,)))
     finally:
         ioc.close()
     assert [len(collector.events(s)) for s in ("reference", "primary")] == [2, 3]

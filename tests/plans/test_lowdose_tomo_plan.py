@@ -10,7 +10,7 @@ from bluesky.suspenders import SuspendBoolHigh
 from bluesky.utils import RunEngineInterrupted
 from ophyd import Signal
 
-from lowdose_bluesky.plans import lowdose_tomo_plan
+from lowdose_bluesky.plans import TomoScanWarning, lowdose_tomo_plan
 
 
 def _pause_now(RE):
@@ -236,14 +236,15 @@ def test_flats_need_sample_stage_and_darks_need_shutter(txm):
 
 def test_minimal_plan_without_shutter_or_stage(RE, collector, txm):
     txm.shutter.set("open")
-    RE(lowdose_tomo_plan(txm.detector, txm.rotation, num_darks=0, num_flats=0,
-                         num_projections=3, reference_angles=(90.0,), long_exposure=2.0,
-                         short_exposure=1.0))
+    with pytest.warns(TomoScanWarning, match="single reference angle"):
+        RE(lowdose_tomo_plan(txm.detector, txm.rotation, num_darks=0, num_flats=0,
+                             num_projections=3, reference_angles=(90.0,), long_exposure=2.0,
+                             short_exposure=1.0))
     assert {d["name"] for d in collector.of("descriptor")} == {"reference", "primary"}
     assert len(collector.events("primary")) == 3
 
 
 def test_reverse_rotation_range(RE, collector, txm):
-    RE(_plan(txm, start=180.0, stop=0.0, reference_angles=(150.0,)))
+    RE(_plan(txm, start=180.0, stop=0.0, reference_angles=(150.0, 60.0)))
     angles = [e["data"]["rot"] for e in collector.events("primary")]
     assert np.allclose(angles, np.linspace(180, 0, 7))
