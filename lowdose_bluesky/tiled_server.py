@@ -13,7 +13,8 @@ listens on 127.0.0.1, hence this module.
 Security: a non-loopback host needs an API key. On loopback without one, a random key is
 kept in ``DIR/tiled/api_key`` (mode 0600) and reused on the next start. The key is never
 printed; uvicorn's access log (which may hold ``?api_key=`` query strings) goes to
-``access.log`` in the catalog directory, as with ``SimpleTiledServer``.
+``access.log`` in the catalog directory, as with ``SimpleTiledServer``, readable by its owner
+only (mode 0600).
 """
 
 from __future__ import annotations
@@ -166,10 +167,22 @@ def _log_config(directory: Path) -> dict[str, Any]:
     access = config["handlers"]["access"]
     access["class"] = "logging.FileHandler"
     del access["stream"]
-    access["filename"] = str(directory / "access.log")
+    access["filename"] = str(_private_file(directory / "access.log"))
     for formatter in config["formatters"].values():
         formatter["use_colors"] = False
     return config
+
+
+def _private_file(path: Path) -> Path:
+    """Create ``path`` (or restrict it) readable and writable by its owner only (0600).
+
+    The access log records request lines, which hold the key of clients that put it in
+    the URI (``?api_key=``); logging's FileHandler appends and keeps the mode.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    os.chmod(path, 0o600)
+    return path
 
 
 def _bind(host: str, port: int) -> socket.socket:

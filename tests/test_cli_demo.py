@@ -255,8 +255,12 @@ def test_demo_rejects_bad_options(argv, message, capsys):
 def test_demo_rejects_a_file_as_data_dir(tmp_path, capsys):
     target = tmp_path / "file"
     target.write_text("x")
-    assert main(["demo", "--data-dir", str(target)]) == 2
-    assert f"data_dir {str(target)!r} exists and is not a directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--data-dir", str(target)])
+    assert info.value.code == 2
+    assert (f"argument --data-dir: expected a directory to write in (existing or to be "
+            f"created), got {str(target)!r}: it exists and is not a directory") in (
+        capsys.readouterr().err)
 
 
 @pytest.mark.parametrize(("options", "message"), [

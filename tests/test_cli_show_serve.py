@@ -119,8 +119,6 @@ def test_serve_reports_a_port_in_use(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize(("argv", "message"), [
     (["serve", "--port", "70000"], "argument --port: must be from 0 to 65535, got 70000"),
     (["serve", "--port", "http"], "argument --port: expected an integer, got 'http'"),
-    (["show", "u", "--data-dir", "d", "--tiled", "http://h:1"],
-     "argument --tiled: not allowed with argument --data-dir"),
     (["show"], "the following arguments are required: uid"),
 ])
 def test_serve_and_show_reject_bad_arguments(argv, message, capsys):
@@ -128,6 +126,15 @@ def test_serve_and_show_reject_bad_arguments(argv, message, capsys):
         main(argv)
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_show_takes_a_data_dir_or_a_uri_not_both(tmp_path, capsys):
+    (tmp_path / "tiled").mkdir()
+    (tmp_path / "tiled" / "catalog.db").write_bytes(b"")
+    with pytest.raises(SystemExit) as info:
+        main(["show", "u", "--data-dir", str(tmp_path), "--tiled", "http://h:1"])
+    assert info.value.code == 2
+    assert "argument --tiled: not allowed with argument --data-dir" in capsys.readouterr().err
 
 
 def test_serve_rejects_bad_keys_and_a_file_as_data_dir(tmp_path, monkeypatch, capsys):
@@ -140,9 +147,11 @@ def test_serve_rejects_bad_keys_and_a_file_as_data_dir(tmp_path, monkeypatch, ca
     assert "secret-with-dashes-0123" not in err
     target = tmp_path / "file"
     target.write_text("x")
-    assert main(["serve", "--data-dir", str(target)]) == 2
-    assert f"--data-dir {str(target)!r} exists and is not a directory" in (
-        capsys.readouterr().err)
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--data-dir", str(target)])
+    assert info.value.code == 2
+    assert f"--data-dir: expected a directory to write in (existing or to be created), got " \
+           f"{str(target)!r}: it exists and is not a directory" in capsys.readouterr().err
 
 
 def test_loopback_server_without_key_keeps_a_private_generated_one(tmp_path, monkeypatch):
@@ -174,13 +183,20 @@ def test_mask_key_never_shows_the_key():
     assert mask_key("short") == "(5 characters)"
 
 
-def test_show_rejects_a_data_dir_without_a_catalog(tmp_path, capsys):
+def test_show_rejects_a_data_dir_without_a_catalog(tmp_path, monkeypatch, capsys):
     missing = tmp_path / "nowhere"
-    assert main(["show", "some-uid", "--data-dir", str(missing)]) == 2
+    with pytest.raises(SystemExit) as info:
+        main(["show", "some-uid", "--data-dir", str(missing)])
+    assert info.value.code == 2
     err = capsys.readouterr().err
-    assert f"--data-dir {str(missing)!r} holds no Tiled catalog" in err
+    assert (f"argument --data-dir: expected an existing data directory holding a Tiled catalog "
+            f"(DIR/tiled/catalog.db, written by 'demo', 'scan' or 'serve'), got "
+            f"{str(missing)!r}: no such directory") in err
     assert "pass an existing data directory or --tiled URI" in err
     assert not missing.exists()
+    monkeypatch.chdir(tmp_path)  # the default ./lowdose_data is checked when show runs
+    assert main(["show", "some-uid"]) == 2
+    assert "--data-dir 'lowdose_data' holds no Tiled catalog" in capsys.readouterr().err
 
 
 def test_show_reports_an_unreachable_server(capsys):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import pickle
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import pytest
 import zmq
 
 from lowdose_bluesky import results
+from lowdose_bluesky.callbacks.remote import deserialize_document
 from lowdose_bluesky.storage import RAW, close, connect
 
 PROFILE = Path(__file__).resolve().parents[1] / "profile_collection"
@@ -132,7 +132,7 @@ class _Subscriber:
         while not self._stop.is_set():
             if self._sub.poll(100):
                 _, name, payload = self._sub.recv().split(b" ", 2)
-                self.docs.append((name.decode(), pickle.loads(payload)))
+                self.docs.append((name.decode(), deserialize_document(payload)))
 
     def close(self, drain: float = 2.0) -> list[tuple[str, dict]]:
         if self._stop.is_set():

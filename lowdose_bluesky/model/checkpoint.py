@@ -10,7 +10,8 @@ whose header metadata holds two strings:
     Digest of that JSON string and of every tensor (name, dtype, shape and
     bytes, in name order), so any corruption is detected.
 
-Nothing is unpickled on load.
+Nothing is unpickled on load: pickle and ``torch.save`` files are recognised and refused
+without being opened.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from safetensors.torch import save as st_save
 from ..jsonutil import json_safe
 
 __all__ = [
+    "EXPECTED",
     "FORMAT_KEY",
     "FORMAT_VERSION",
     "json_safe",
@@ -84,35 +86,59 @@ def write_checkpoint(state: dict[str, torch.Tensor], metadata: dict[str, Any]) -
     return st_save(tensors, metadata={FORMAT_KEY: meta_json, "sha256": _digest(meta_json, tensors)})
 
 
-def _header(data: bytes) -> dict[str, Any]:
+#: What a checkpoint must be, appended to every refusal.
+EXPECTED = (f"expected a safetensors checkpoint written by Enhancer.save (or stored with a "
+            f"LiveEnhancer result) whose metadata holds {FORMAT_KEY!r} and 'sha256'")
+
+
+def _refuse(source: str, problem: str) -> ValueError:
+    return ValueError(f"{source}: {problem}; {EXPECTED}")
+
+
+def _pickle_kind(data: bytes) -> str | None:
+    """Name the pickle-based format of ``data``, if it is one (it is never unpickled)."""
+    if data[:4] == b"PK\x03\x04":
+        return "a zip archive (torch.save's format, which holds a pickle)"
+    if len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5:
+        return f"a Python pickle (protocol {data[1]}; also torch.save's legacy format)"
+    return None
+
+
+def _header(data: bytes, source: str) -> dict[str, Any]:
+    kind = _pickle_kind(data)
+    if kind is not None:
+        raise _refuse(source, f"not an Enhancer checkpoint: it is {kind}; pickles can run "
+                              "arbitrary code when loaded and are never opened")
     if len(data) < 8:
-        raise ValueError(
-            f"not an Enhancer checkpoint: {len(data)} bytes is too short for a safetensors file"
-        )
+        raise _refuse(source, f"not an Enhancer checkpoint: {len(data)} bytes is too short "
+                              "for a safetensors file")
     (size,) = struct.unpack("<Q", data[:8])
     if size > min(len(data) - 8, _MAX_HEADER):
-        raise ValueError(
-            f"not an Enhancer checkpoint: safetensors header claims {size} bytes "
-            f"but the file holds {len(data)} (truncated or not safetensors)"
-        )
+        raise _refuse(source, f"not an Enhancer checkpoint: safetensors header claims {size} "
+                              f"bytes but the file holds {len(data)} (truncated or not "
+                              "safetensors)")
     try:
         header = json.loads(data[8 : 8 + size].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(
-            f"not an Enhancer checkpoint: unreadable safetensors header ({exc})"
-        ) from exc
+        raise _refuse(source, "not an Enhancer checkpoint: unreadable safetensors header "
+                              f"({exc})") from None
     if not isinstance(header, dict):
-        raise ValueError("not an Enhancer checkpoint: safetensors header is not a JSON object")
+        raise _refuse(source, "not an Enhancer checkpoint: safetensors header is not a JSON "
+                              "object")
     return header
 
 
-def read_checkpoint(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_checkpoint(data: bytes, *, source: str = "checkpoint data",
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Parse and verify checkpoint bytes.
 
     Parameters
     ----------
     data
         Bytes written by :func:`write_checkpoint`.
+    source
+        What the bytes are (e.g. ``"checkpoint file '/path/model.safetensors'"``): every
+        error message starts with it.
 
     Returns
     -------
@@ -122,33 +148,41 @@ def read_checkpoint(data: bytes) -> tuple[dict[str, torch.Tensor], dict[str, Any
     Raises
     ------
     ValueError
-        If the bytes are not a safetensors file, carry no Enhancer metadata,
-        have an unsupported format version, or fail the digest check.
+        If the bytes are a pickle (torch.save output included), not a safetensors file,
+        carry no or unreadable Enhancer metadata, have an unsupported format version, or
+        fail the digest check. Nothing is unpickled.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
-        raise ValueError(f"checkpoint data must be bytes; got {type(data).__name__}")
+        raise ValueError(f"{source}: checkpoint data must be bytes; got {type(data).__name__}")
     data = bytes(data)
-    extra = _header(data).get("__metadata__") or {}
-    if FORMAT_KEY not in extra or "sha256" not in extra:
-        raise ValueError(
-            f"not an Enhancer checkpoint: safetensors metadata has no {FORMAT_KEY!r} entry "
-            "(a foreign safetensors file?)"
-        )
+    extra = _header(data, source).get("__metadata__") or {}
+    if not isinstance(extra, dict) or FORMAT_KEY not in extra:
+        raise _refuse(source, f"not an Enhancer checkpoint: safetensors metadata has no "
+                              f"{FORMAT_KEY!r} entry (a foreign safetensors file?)")
+    if "sha256" not in extra:
+        raise _refuse(source, "corrupted Enhancer checkpoint: safetensors metadata has no "
+                              "'sha256' digest")
     meta_json = extra[FORMAT_KEY]
     try:
         metadata = json.loads(meta_json)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"corrupted Enhancer checkpoint: bad metadata JSON ({exc})") from exc
-    version = metadata.get("format_version") if isinstance(metadata, dict) else None
-    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise _refuse(source, f"corrupted Enhancer checkpoint: bad metadata JSON in "
+                              f"{FORMAT_KEY!r} ({exc})") from None
+    if not isinstance(metadata, dict):
+        raise _refuse(source, f"corrupted Enhancer checkpoint: metadata {FORMAT_KEY!r} is "
+                              f"not a JSON object (got {type(metadata).__name__})")
+    version = metadata.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or (
+            not 1 <= version <= FORMAT_VERSION):
         raise ValueError(
-            f"unsupported Enhancer checkpoint format_version {version!r}; "
+            f"{source}: unsupported Enhancer checkpoint format_version {version!r}; "
             f"this package reads versions 1..{FORMAT_VERSION}"
         )
     try:
         state = st_load(data)
     except Exception as exc:  # safetensors raises its own error type
-        raise ValueError(f"corrupted Enhancer checkpoint: {exc}") from exc
+        raise _refuse(source, f"corrupted Enhancer checkpoint: {exc}") from None
     if _digest(meta_json, state) != extra["sha256"]:
-        raise ValueError("corrupted Enhancer checkpoint: SHA-256 digest does not match")
+        raise _refuse(source, "corrupted Enhancer checkpoint: SHA-256 digest does not match "
+                              "(changed or damaged after it was written)")
     return state, metadata

@@ -13,7 +13,13 @@ from torch import nn
 
 from ._checks import as_frame_stack, check_finite, check_positive_int
 from .blending import PatchLayout, blend_patches, extract_patches, hann_window, window_sum
-from .checkpoint import json_safe, package_version, read_checkpoint, write_checkpoint
+from .checkpoint import (
+    EXPECTED,
+    json_safe,
+    package_version,
+    read_checkpoint,
+    write_checkpoint,
+)
 from .networks import ARCHS, PATCH_ARCHS, build_network
 from .networks import network_options as merge_network_options
 from .normalisation import Normalisation
@@ -40,6 +46,22 @@ _TRAINING_KEYS = (
     "max_patches",
     "max_seconds",
 )
+
+
+def _mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str:
+    """A short account of how the tensors ``found`` differ from those ``expected``."""
+
+    def some(names: list[str]) -> str:
+        return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    reshaped = sorted(k for k in set(expected) & set(found)
+                      if tuple(expected[k].shape) != tuple(found[k].shape))
+    parts = [f"{len(names)} {what} ({some(names)})" for what, names in (
+        ("tensors missing", missing), ("unexpected tensors", unexpected),
+        ("tensors of another shape", reshaped)) if names]
+    return "; ".join(parts) if parts else "tensors of another dtype"
 
 
 class Enhancer:
@@ -267,28 +289,34 @@ class Enhancer:
         return write_checkpoint(self.network.state_dict(), json_safe(metadata))
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, device: str | torch.device = "auto") -> Enhancer:
+    def from_bytes(cls, data: bytes, *, device: str | torch.device = "auto",
+                   source: str = "checkpoint data") -> Enhancer:
         """Rebuild an Enhancer from :meth:`to_bytes` output.
+
+        ``source`` names the bytes in error messages (e.g. ``"checkpoint of result UID"``).
 
         Raises
         ------
         ValueError
-            If the data is corrupted, foreign or inconsistent.
+            If the data is a pickle, corrupted, foreign or inconsistent (nothing is
+            unpickled).
         """
-        state, meta = read_checkpoint(data)
+        state, meta = read_checkpoint(data, source=source)
         try:
             arch = meta["arch"]
             options = meta["network"]
             normalisation = Normalisation.from_dict(meta["normalisation"])
-        except (KeyError, TypeError) as exc:
-            raise ValueError(f"invalid Enhancer checkpoint metadata: missing {exc}") from exc
-        network = build_network(arch, options)
+            network = build_network(arch, options)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: invalid Enhancer checkpoint metadata "
+                             f"({type(exc).__name__}: {exc}); {EXPECTED}") from None
         try:
             network.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
+        except RuntimeError:
             raise ValueError(
-                f"Enhancer checkpoint weights do not fit arch {arch!r}: {exc}"
-            ) from exc
+                f"{source}: Enhancer checkpoint weights do not fit arch {arch!r} with options "
+                f"{options}: {_mismatch(network.state_dict(), state)}"
+            ) from None
         return cls(
             network,
             arch=arch,
@@ -315,6 +343,10 @@ class Enhancer:
         Raises
         ------
         ValueError
-            If the file is corrupted or not an Enhancer checkpoint.
+            If the file is a pickle (``torch.save`` output included), corrupted or not an
+            Enhancer checkpoint; the message names the file. Nothing is unpickled.
+        OSError
+            If the file cannot be read.
         """
-        return cls.from_bytes(Path(path).read_bytes(), device=device)
+        return cls.from_bytes(Path(path).read_bytes(), device=device,
+                              source=f"checkpoint file {str(path)!r}")

@@ -8,10 +8,9 @@ import time
 
 import pytest
 from bluesky import RunEngine
-from bluesky.callbacks.zmq import Publisher
 
 from lowdose_bluesky import results
-from lowdose_bluesky.callbacks.remote import parse_address
+from lowdose_bluesky.callbacks.remote import make_publisher, parse_address
 from lowdose_bluesky.cli import main
 from lowdose_bluesky.devices.sim import make_sim_txm
 from lowdose_bluesky.plans import lowdose_tomo_plan
@@ -40,7 +39,7 @@ def test_worker_process_stores_result(tiled_client, frames_root, tmp_path):
         txm = make_sim_txm(detector_shape=(32, 32), seed=5, data_dir=frames_root / "remote")
         RE = RunEngine({}, call_returns_result=False)
         subscribe_writer(RE, tiled_client, batch_size=5)
-        publisher = Publisher(f"127.0.0.1:{pin}")
+        publisher = make_publisher(f"127.0.0.1:{pin}")  # JSON, as the worker expects
         RE.subscribe(publisher)
         (uid,) = RE(lowdose_tomo_plan(txm.detector, txm.rotation, sample_x=txm.sample_x,
                                       shutter=txm.shutter, num_projections=9, num_darks=2,

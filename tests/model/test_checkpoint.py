@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -87,3 +88,85 @@ def test_foreign_safetensors_file_raises(tmp_path: Path) -> None:
 def test_wrong_type_raises() -> None:
     with pytest.raises(ValueError, match="must be bytes"):
         Enhancer.from_bytes("not bytes")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------ messages naming the file
+def _rebuild(data: bytes, *, state=None, metadata=None) -> bytes:
+    """The checkpoint ``data`` re-saved with other tensors and/or safetensors metadata."""
+    from lowdose_bluesky.model.checkpoint import read_checkpoint
+
+    tensors, _ = read_checkpoint(data)
+    return st_save(tensors if state is None else state(tensors), metadata=metadata)
+
+
+def _ours(data: bytes) -> dict[str, str]:
+    (size,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8 : 8 + size])["__metadata__"]
+
+
+def _resigned(data: bytes, *, state=None, meta=None) -> bytes:
+    """Tensors or metadata changed and signed again: well-formed, digest right, not ours."""
+    from lowdose_bluesky.model.checkpoint import read_checkpoint, write_checkpoint
+
+    tensors, metadata = read_checkpoint(data)
+    return write_checkpoint(tensors if state is None else state(tensors),
+                            metadata if meta is None else meta(metadata))
+
+
+BAD_FILES = {
+    "truncated": (lambda d: d[: len(d) * 2 // 3], "corrupted Enhancer checkpoint", True),
+    "flipped byte": (lambda d: _flip(d, len(d) - 7),
+                     "SHA-256 digest does not match (changed or damaged after it was written)",
+                     True),
+    "metadata missing": (lambda d: _rebuild(d), "safetensors metadata has no "
+                         "'lowdose_bluesky.enhancer' entry (a foreign safetensors file?)", True),
+    "digest missing": (lambda d: _rebuild(d, metadata={
+        "lowdose_bluesky.enhancer": _ours(d)["lowdose_bluesky.enhancer"]}),
+        "safetensors metadata has no 'sha256' digest", True),
+    "metadata garbled": (lambda d: _rebuild(d, metadata={
+        "lowdose_bluesky.enhancer": '{"arch": "unet", "format_ver', "sha256": "0" * 64}),
+        "bad metadata JSON in 'lowdose_bluesky.enhancer'", True),
+    "metadata not an object": (lambda d: _rebuild(d, metadata={
+        "lowdose_bluesky.enhancer": "[1, 2]", "sha256": "0" * 64}),
+        "metadata 'lowdose_bluesky.enhancer' is not a JSON object (got list)", True),
+    "foreign safetensors": (lambda d: st_save({"model.weight": torch.ones(2, 2)},
+                                              metadata={"format": "pt"}),
+                            "not an Enhancer checkpoint: safetensors metadata has no", True),
+    "foreign tensors, our signed metadata": (
+        lambda d: _resigned(d, state=lambda t: {"encoder.weight": torch.zeros(3, 3)}),
+        "Enhancer checkpoint weights do not fit arch 'unet'", False),
+    "metadata without arch": (
+        lambda d: _resigned(d, meta=lambda m: {k: v for k, v in m.items() if k != "arch"}),
+        "invalid Enhancer checkpoint metadata (KeyError: 'arch')", True),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_checkpoint_files_are_refused_with_the_file_and_what_is_expected(
+        unet: Enhancer, tmp_path: Path, case: str) -> None:
+    from lowdose_bluesky.model.checkpoint import EXPECTED
+
+    make, problem, expected_named = BAD_FILES[case]
+    path = tmp_path / f"{case.replace(' ', '_')}.safetensors"
+    path.write_bytes(make(unet.to_bytes()))
+    with pytest.raises(ValueError) as info:
+        Enhancer.load(path)
+    message = str(info.value)
+    assert message.startswith(f"checkpoint file {str(path)!r}: "), message
+    assert problem in message
+    if expected_named:
+        assert message.endswith(EXPECTED)
+        assert "written by Enhancer.save" in EXPECTED and "'sha256'" in EXPECTED
+
+
+def test_foreign_tensors_are_listed_briefly(unet: Enhancer) -> None:
+    renamed = _resigned(unet.to_bytes(),
+                        state=lambda t: {f"other.{k}": v for k, v in t.items()})
+    with pytest.raises(ValueError) as info:
+        Enhancer.from_bytes(renamed, source="checkpoint of result X")
+    message = str(info.value)
+    assert message.startswith("checkpoint of result X: Enhancer checkpoint weights do not fit "
+                              "arch 'unet' with options {'base_channels': 4")
+    assert re.search(r"\d+ tensors missing \(\S+, \S+, \S+, \.\.\.\); \d+ unexpected tensors "
+                     r"\(other\.", message), message
+    assert len(message) < 500
