@@ -6,10 +6,16 @@ Resource document (spec ``AD_HDF5``) for the file and a Datum document
 (``datum_kwargs={"point_number": n}``) for each frame. Frames in a file always
 start at index 0, so every stream that opens its own file reads back exactly
 (see ``docs/decisions/0002-one-file-per-stage.md``).
+
+A file removed while it is being written fails the next frame (or the close) instead
+of swallowing frames into a deleted file: the frames already written are saved again
+at the same path, so everything announced so far stays readable.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import uuid
 from collections import deque
@@ -21,6 +27,8 @@ import h5py
 import numpy as np
 
 __all__ = ["DATASET", "HDF5FrameWriter"]
+
+log = logging.getLogger(__name__)
 
 DATASET = "/entry/data/data"
 
@@ -43,7 +51,8 @@ class HDF5FrameWriter:
     -----
     The file is opened in SWMR mode and flushed after every frame, so readers in
     other processes (a Tiled server, an analysis worker) can read frames while
-    the stream is still being acquired.
+    the stream is still being acquired. A frame that cannot be written is not left
+    in the file, so the file holds exactly the frames that have a Datum document.
     """
 
     def __init__(self, root: str | os.PathLike[str], frame_shape: tuple[int, int], *,
@@ -64,6 +73,7 @@ class HDF5FrameWriter:
             chunks=(1, *self.frame_shape), dtype=self.dtype,
         )
         self._file.swmr_mode = True
+        self._identity = _identity(self.path)
         self._pending.append(("resource", {
             "spec": "AD_HDF5",
             "root": str(self.root),
@@ -86,18 +96,26 @@ class HDF5FrameWriter:
         ValueError
             If the frame has the wrong shape.
         OSError
-            If the file cannot be written (disk full, file removed, ...).
+            If the file cannot be written (disk full, ...; the cause is chained).
+        FileNotFoundError
+            If the file was removed (or replaced) since it was opened; the frames
+            written before are saved again at its path, and the file is closed.
         """
         if frame.shape != self.frame_shape:
             raise ValueError(f"frame shape {frame.shape} does not match {self.frame_shape}")
         if self._file is None:
             raise OSError(f"HDF5 file {self.path} is closed; stage the detector again")
         index = self._n
+        self._check_not_removed(f"before frame {index} could be written")
         try:
             self._dset.resize(index + 1, axis=0)
             self._dset[index] = frame
             self._dset.flush()
         except Exception as exc:
+            try:  # keep the file to the frames that have a datum
+                self._dset.resize(index, axis=0)
+            except Exception:
+                log.exception("could not drop the failed frame %d from %s", index, self.path)
             raise OSError(f"could not write frame {index} to {self.path}: {exc}") from exc
         self._n += 1
         datum_id = f"{self.resource_uid}/{index}"
@@ -114,9 +132,53 @@ class HDF5FrameWriter:
             yield self._pending.popleft()
 
     def close(self) -> None:
-        """Close the file (idempotent)."""
+        """Close the file (idempotent); a file removed meanwhile is saved again first."""
         if self._file is not None:
+            try:
+                self._check_not_removed("before it was closed")
+            except OSError as exc:
+                log.error("%s", exc)
+            if self._file is None:
+                return
             try:
                 self._file.close()
             finally:
                 self._file = None
+
+    def _check_not_removed(self, when: str) -> None:
+        """Raise (after saving the frames again) if the file is no longer at its path."""
+        try:
+            same = _identity(self.path) == self._identity
+        except FileNotFoundError:
+            same = False
+        if same:
+            return
+        try:
+            outcome = self._save_again()
+        finally:
+            try:
+                self._file.close()
+            finally:
+                self._file = None
+        raise FileNotFoundError(errno.ENOENT, f"HDF5 file {self.path} was removed or replaced "
+                                              f"{when}; {outcome}")
+
+    def _save_again(self) -> str:
+        """Copy the frames of the open, no longer linked file to a new file at its path."""
+        n = self._n
+        if self.path.exists():
+            return f"another file has its name now, so its {n} frames written before are lost"
+        try:
+            frames = self._dset[:n]
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with h5py.File(self.path, "x", libver="latest") as f:
+                f.create_dataset(DATASET, data=frames, maxshape=(None, *self.frame_shape),
+                                 chunks=(1, *self.frame_shape), dtype=self.dtype)
+        except Exception as exc:
+            return f"its {n} frames written before are lost (saving them again failed: {exc})"
+        return f"its {n} frames written before were saved again under the same name"
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino

@@ -8,7 +8,7 @@ from typing import Any
 import bluesky.plan_stubs as bps
 import bluesky.preprocessors as bpp
 from bluesky.protocols import Movable, Readable
-from bluesky.utils import MsgGenerator
+from bluesky.utils import FailedStatus, MsgGenerator, make_decorator
 
 from .validation import validate_scan
 
@@ -33,6 +33,28 @@ def _image_key(detector: Any) -> tuple[str, list[int]]:
         raise ValueError(f"detector {detector.name!r} must describe exactly one external 2-D image "
                          f"data key, found {keys or 'none'} in {sorted(description)}")
     return keys[0], [int(s) for s in description[keys[0]]["shape"]]
+
+
+def _cause_in_message(plan: MsgGenerator[Any]) -> MsgGenerator[Any]:
+    """Re-raise a device's failed status with the device's own error in the message.
+
+    The RunEngine reports a failed status as ``FailedStatus(<status repr>)``, with the
+    device's error (e.g. the file that could not be written, and why) only in the
+    exception chain; the user and the stop document's ``reason`` should see it.
+    """
+    try:
+        return (yield from plan)
+    except FailedStatus as exc:
+        cause = exc.__cause__
+        if cause is None:
+            raise
+        status = exc.args[0] if exc.args else None
+        device = getattr(status, "device", None) or getattr(status, "obj", None)
+        who = getattr(device, "name", None) or str(status)
+        raise FailedStatus(f"{who} failed: {type(cause).__name__}: {cause}") from cause
+
+
+_name_the_cause = make_decorator(_cause_in_message)
 
 
 def lowdose_tomo_plan(
@@ -192,6 +214,7 @@ def lowdose_tomo_plan(
             yield from bps.trigger_and_read(readables, name="primary")
 
     @bpp.run_decorator(md=_md)
+    @_name_the_cause()
     def body() -> MsgGenerator[None]:
         if sample_x is not None:
             state["sample_in"] = yield from bps.rd(sample_x)
