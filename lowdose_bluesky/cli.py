@@ -390,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
         "process died during a scan, or to analyse a run with other settings."))
     again.add_argument("uid", help="uid of the raw run")
     where = again.add_mutually_exclusive_group()
-    where.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+    where.add_argument("--data-dir", type=_catalog_dir, default=DEFAULT_DATA_DIR,
                        help="data directory of the embedded catalog (default ./lowdose_data)")
     where.add_argument("--tiled", default=None, metavar="URI",
                        help=f"Tiled server URI instead (API key in the URI or {API_KEY_ENV})")
@@ -479,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
         "event and its file moved to DIR/replayed."))
     replay.add_argument("directory", type=Path, metavar="DIR", help="backup directory")
     where = replay.add_mutually_exclusive_group()
-    where.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+    where.add_argument("--data-dir", type=_catalog_dir, default=DEFAULT_DATA_DIR,
                        help="data directory of the embedded catalog (default ./lowdose_data)")
     where.add_argument("--tiled", default=None, metavar="URI",
                        help=f"Tiled server URI instead (API key in the URI or {API_KEY_ENV})")
