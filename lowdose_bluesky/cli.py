@@ -347,6 +347,15 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_catalog_options(parser: argparse.ArgumentParser, data_dir_help: str) -> None:
+    """``--data-dir DIR`` (an embedded catalog) or ``--tiled URI``, one of the two."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--data-dir", type=_catalog_dir, default=DEFAULT_DATA_DIR,
+                       help=data_dir_help)
+    where.add_argument("--tiled", default=None, metavar="URI",
+                       help=f"Tiled server URI instead (API key in the URI or {API_KEY_ENV})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(prog="lowdose-bluesky", description=(
@@ -389,11 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reading the frames through Tiled; store a new result. Use it when the analysis "
         "process died during a scan, or to analyse a run with other settings."))
     again.add_argument("uid", help="uid of the raw run")
-    where = again.add_mutually_exclusive_group()
-    where.add_argument("--data-dir", type=_catalog_dir, default=DEFAULT_DATA_DIR,
-                       help="data directory of the embedded catalog (default ./lowdose_data)")
-    where.add_argument("--tiled", default=None, metavar="URI",
-                       help=f"Tiled server URI instead (API key in the URI or {API_KEY_ENV})")
+    _add_catalog_options(again, "data directory of the embedded catalog (default ./lowdose_data)")
     again.add_argument("--arch", default="unet", choices=["unet", "yang2018"])
     again.add_argument("--epochs", type=_positive_int(1), default=30)
     again.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -461,11 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
         "its newest analysis result (status, model, epochs, timings, rotation centre; PSNR/SSIM "
         "against the phantom for a simulated run), and write its figure."))
     show.add_argument("uid", help="uid of the raw run")
-    where = show.add_mutually_exclusive_group()
-    where.add_argument("--data-dir", type=_catalog_dir, default=DEFAULT_DATA_DIR,
-                       help="data directory of 'demo' or 'scan' (default ./lowdose_data)")
-    where.add_argument("--tiled", default=None, metavar="URI",
-                       help=f"Tiled server URI instead (API key in the URI or {API_KEY_ENV})")
+    _add_catalog_options(show, "data directory of 'demo' or 'scan' (default ./lowdose_data)")
     show.add_argument("--figure", type=_png, default=None, metavar="PNG",
                       help="figure file (default DATA_DIR/figures/<uid>.png, or "
                            "./lowdose-<uid>.png with --tiled)")
@@ -478,11 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
         "replaced, a run already stored is skipped, each restored run is checked event by "
         "event and its file moved to DIR/replayed."))
     replay.add_argument("directory", type=Path, metavar="DIR", help="backup directory")
-    where = replay.add_mutually_exclusive_group()
-    where.add_argument("--data-dir", type=_catalog_dir, default=DEFAULT_DATA_DIR,
-                       help="data directory of the embedded catalog (default ./lowdose_data)")
-    where.add_argument("--tiled", default=None, metavar="URI",
-                       help=f"Tiled server URI instead (API key in the URI or {API_KEY_ENV})")
+    _add_catalog_options(replay, "data directory of the embedded catalog (default ./lowdose_data)")
     replay.set_defaults(func=_replay)
     return parser
 
