@@ -152,8 +152,11 @@ def test_plain_python_profile_with_remote_tiled_and_zmq_publisher(tmp_path):
     server = connect(directory=tmp_path / "server", readable_storage=[frames])
     subscriber = _Subscriber()
     try:
-        code = SCAN.format(n=5) + "publisher.close()\n" + _report(
-            "{'uid': uid, 'live': live, 'tiled': TILED_URI.split('?')[0]}")
+        # 0MQ's slow joiner: a PUB drops what it sends before the SUB's subscription has
+        # reached it over the new connection; a beamline profile publishes long after startup
+        code = ("import time; time.sleep(2)\n" + SCAN.format(n=5) + "publisher.close()\n"
+                + _report(
+            "{'uid': uid, 'live': live, 'tiled': TILED_URI.split('?')[0]}"))
         proc = run_profile(tmp_path, code, ipython=False,
                            LOWDOSE_TILED_URI=server.embedded_server.uri,
                            LOWDOSE_ZMQ_PUBLISH=f"127.0.0.1:{subscriber.port}")
