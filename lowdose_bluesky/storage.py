@@ -17,7 +17,8 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -56,6 +57,30 @@ _PROCESS_API_KEY = secrets.token_hex(16)
 _all_servers: list[SimpleTiledServer] = []
 _shutdown_hook_installed = False
 _lock = threading.Lock()
+
+
+#: Seconds an embedded server keeps each write in tiled's in-memory streaming cache
+#: (what websocket subscribers are sent). tiled keeps every payload, whole arrays
+#: included, for an hour by default (up to 1000 writes), so each stored result would stay
+#: in this process's memory that long; expired entries are dropped at the next write.
+#: ``TILED_STREAMING_CACHE_DATA_TTL``, when set, is used instead.
+STREAMING_CACHE_TTL_S = 10
+_env_lock = threading.Lock()
+
+
+@contextmanager
+def _streaming_cache_ttl(seconds: int) -> Iterator[None]:
+    """Servers built in this block keep streaming-cache entries ``seconds`` long."""
+    name = "TILED_STREAMING_CACHE_DATA_TTL"
+    with _env_lock:
+        if name in os.environ:  # the user's own setting wins
+            yield
+            return
+        os.environ[name] = str(int(seconds))
+        try:
+            yield
+        finally:
+            os.environ.pop(name, None)
 
 
 #: Read timeout of clients (seconds): an embedded server shares the process with
@@ -146,8 +171,9 @@ def connect(uri: str | None = None, *, directory: str | os.PathLike[str] | None 
         storage.append(p)
     if directory is not None:
         Path(directory).expanduser().mkdir(parents=True, exist_ok=True)
-    server = _EmbeddedServer(directory=directory, readable_storage=storage or None,
-                             api_key=_PROCESS_API_KEY)
+    with _streaming_cache_ttl(STREAMING_CACHE_TTL_S):
+        server = _EmbeddedServer(directory=directory, readable_storage=storage or None,
+                                 api_key=_PROCESS_API_KEY)
     with _lock:
         _all_servers.append(server)
         _install_shutdown_hook()

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .storage import API_KEY_ENV
+from .storage import API_KEY_ENV, STREAMING_CACHE_TTL_S
 
 __all__ = ["ServerPlan", "is_loopback", "mask_key", "plan_server", "serve"]
 
@@ -155,7 +155,8 @@ def build_app(plan: ServerPlan) -> Any:
         writable_storage=[directory / "data", storage_uri],
         init_if_not_exists=True,
         readable_storage=[str(p) for p in plan.readable_storage] or None,
-        cache_config=StreamingCacheConfig(uri="memory").model_dump(),
+        cache_config=StreamingCacheConfig(uri="memory",
+                                          data_ttl=STREAMING_CACHE_TTL_S).model_dump(),
     )
     return tiled_app(catalog, authentication=Authentication(single_user_api_key=plan.api_key))
 

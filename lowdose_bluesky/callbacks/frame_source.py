@@ -34,17 +34,25 @@ class FrameSource(Protocol):
         """Release open files or connections."""
 
 
+# A source may also have ``release(run_uid)``: LiveEnhancer calls it once the analysis of
+# that run is over, so that what the source keeps per run (files, Resource and Datum
+# documents) does not accumulate in a long-lived callback.
+
+
 class FileFrameSource:
     """Read frames straight from the HDF5 files the documents point to (same machine).
 
     Files are opened read-only in SWMR mode, so frames can be read while the detector
-    is still appending to the file.
+    is still appending to the file. :meth:`release` closes a finished run's files and
+    forgets its documents.
     """
 
     def __init__(self) -> None:
         self._resources: dict[str, dict[str, Any]] = {}
         self._datums: dict[str, tuple[str, int]] = {}
         self._files: dict[str, h5py.File] = {}
+        self._run_resources: dict[str | None, list[str]] = {}
+        self._resource_datums: dict[str, list[str]] = {}
         self._lock = threading.Lock()
 
     def add_resource(self, doc: dict[str, Any]) -> None:
@@ -52,6 +60,7 @@ class FileFrameSource:
             raise ValueError("FileFrameSource reads AD_HDF5 resources, "
                              f"got spec {doc.get('spec')!r}")
         self._resources[doc["uid"]] = doc
+        self._run_resources.setdefault(doc.get("run_start"), []).append(doc["uid"])
 
     def add_datum(self, doc: dict[str, Any]) -> None:
         kwargs = doc.get("datum_kwargs", {})
@@ -59,6 +68,18 @@ class FileFrameSource:
         if index is None:
             raise ValueError(f"datum {doc['datum_id']!r} has no point_number/index: {kwargs}")
         self._datums[doc["datum_id"]] = (doc["resource"], int(index))
+        self._resource_datums.setdefault(doc["resource"], []).append(doc["datum_id"])
+
+    def release(self, run_uid: str) -> None:
+        """Close the files of run ``run_uid`` and forget its Resource and Datum documents."""
+        with self._lock:
+            for resource_uid in self._run_resources.pop(run_uid, []):
+                self._resources.pop(resource_uid, None)
+                for datum_id in self._resource_datums.pop(resource_uid, []):
+                    self._datums.pop(datum_id, None)
+                f = self._files.pop(resource_uid, None)
+                if f is not None:
+                    f.close()
 
     def path_of(self, resource_uid: str) -> Path:
         """Absolute path of a resource's file."""
@@ -115,6 +136,10 @@ class TiledFrameSource:
     def set_data_key(self, run_uid: str, key: str) -> None:
         """Name of the image data key of a run."""
         self._keys[run_uid] = key
+
+    def release(self, run_uid: str) -> None:
+        """Forget run ``run_uid`` (its analysis is over)."""
+        self._keys.pop(run_uid, None)
 
     def read(self, ref: FrameRef) -> np.ndarray:
         deadline = time.monotonic() + self.timeout

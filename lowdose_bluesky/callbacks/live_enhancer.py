@@ -200,6 +200,16 @@ class LiveEnhancer:
         self._worker.join()
         self.source.close()
 
+    def _release(self, run_uid: str) -> None:
+        """Let the frame source forget a run whose frames are all read (files, documents)."""
+        release = getattr(self.source, "release", None)
+        if release is None:
+            return
+        try:
+            release(run_uid)
+        except Exception:
+            log.exception("could not release the frames of run %s", run_uid)
+
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
         _lower_priority(self.nice)
@@ -223,6 +233,7 @@ class LiveEnhancer:
                     if self._queue.empty():  # caught up: enhance what is waiting
                         proc.enhance_pending()
                 elif kind == "stop":
+                    self._release(item[1]["run_start"])  # every frame of the run is read
                     self._finish(proc, item[1], failed)
                     proc = None
             except Exception as exc:
