@@ -36,6 +36,12 @@ def is_result_uid(text: str) -> bool:
 
 #: Status of a result whose arrays are still being written (or whose writing broke off).
 WRITING = "writing"
+#: Arrays larger than this are uploaded in blocks of about this size along their first
+#: axis, one request at a time: tiled's own ``write_array`` sends ~100 MB blocks
+#: concurrently, and each block in flight costs about five copies of itself in this
+#: process when the server is embedded (1.6 GiB above the array for a 450 MiB stack,
+#: 0.5 GiB in 16 MiB blocks).
+UPLOAD_BLOCK_BYTES = 16 * 2**20
 
 
 def write_result(client: Any, *, parent_uid: str, metadata: dict[str, Any],
@@ -56,12 +62,36 @@ def write_result(client: Any, *, parent_uid: str, metadata: dict[str, Any],
     node = container.create_container(uid, metadata={**md, "status": WRITING},
                                       specs=[RESULT_SPEC])
     for key, array in (arrays or {}).items():
-        node.write_array(np.ascontiguousarray(array), key=key)
+        _write_array(node, key, np.ascontiguousarray(array))
     if checkpoint is not None:
         node.write_array(np.frombuffer(checkpoint, dtype=np.uint8), key="checkpoint",
                          metadata={"format": "safetensors"})
     node.replace_metadata(metadata=md)
     return uid
+
+
+def _write_array(node: Any, key: str, array: np.ndarray) -> None:
+    """Write ``array`` as ``node[key]``, in blocks of ``UPLOAD_BLOCK_BYTES`` one at a time."""
+    row = array[0].nbytes if array.ndim and array.shape[0] else 0
+    if array.ndim < 2 or array.nbytes <= UPLOAD_BLOCK_BYTES or row == 0:
+        node.write_array(array, key=key)
+        return
+    from tiled.structures.array import ArrayStructure, BuiltinDtype
+    from tiled.structures.core import StructureFamily
+    from tiled.structures.data_source import DataSource
+
+    rows = max(1, UPLOAD_BLOCK_BYTES // row)
+    starts = range(0, array.shape[0], rows)
+    chunks = (tuple(min(rows, array.shape[0] - i) for i in starts),
+              *((n,) for n in array.shape[1:]))
+    structure = ArrayStructure(shape=array.shape, chunks=chunks,
+                               data_type=BuiltinDtype.from_numpy_dtype(array.dtype))
+    target = node.new(StructureFamily.array,
+                      [DataSource(structure=structure, structure_family=StructureFamily.array)],
+                      key=key, metadata={}, specs=[])
+    rest = (0,) * (array.ndim - 1)
+    for block, start in enumerate(starts):
+        target.write_block(array[start:start + rows], block=(block, *rest))
 
 
 @dataclass(frozen=True)
