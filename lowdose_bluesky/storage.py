@@ -93,10 +93,28 @@ def _close_server(server: SimpleTiledServer) -> None:
         if server not in _all_servers:
             return  # already closed
         _all_servers.remove(server)
+    _drop_log_files(Path(server.directory))
     try:
         server.close()
     except Exception:  # pragma: no cover - best effort
         log.exception("closing embedded Tiled server failed")
+
+
+def _drop_log_files(directory: Path) -> None:
+    """Detach the log files a server's uvicorn configuration put in ``directory``.
+
+    ``SimpleTiledServer`` configures uvicorn's loggers process-wide with file handlers in
+    its directory. A temporary directory is removed when the server closes; a handler left
+    on a logger would then fail on the next record any later server logs.
+    """
+    loggers = [logging.getLogger(), *(obj for obj in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(obj, logging.Logger))]
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            if (isinstance(handler, logging.FileHandler)
+                    and Path(handler.baseFilename).is_relative_to(directory.resolve())):
+                logger.removeHandler(handler)
+                handler.close()
 
 
 def close(client: Container) -> None:

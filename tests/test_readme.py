@@ -232,7 +232,7 @@ def _substituted(code: str, used: set[int]) -> str:
 def test_python_blocks_run_in_order(tmp_path, monkeypatch):
     """The README's Python session, top to bottom, in one namespace."""
     from lowdose_bluesky.devices.epics import emulate_ioc
-    from lowdose_bluesky.storage import close_embedded_servers
+    from lowdose_bluesky.storage import close
 
     from .callbacks._live import TRAIN
 
@@ -259,7 +259,8 @@ def test_python_blocks_run_in_order(tmp_path, monkeypatch):
     finally:
         if "live" in namespace:
             namespace["live"].close()
-        close_embedded_servers()
+        if "client" in namespace:
+            close(namespace["client"])  # the README's server, not the session's
 
 
 @pytest.mark.slow

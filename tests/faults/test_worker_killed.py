@@ -104,5 +104,6 @@ def test_worker_killed_mid_training_then_reprocessed(tiled_client, frames_root, 
 
 def test_reprocess_names_an_unknown_run(tiled_client, capsys):
     uri = tiled_client.embedded_server.uri
-    assert main(["reprocess", "0123-not-a-run", "--tiled", uri]) == 2
-    assert "no raw run '0123-not-a-run' in Tiled" in capsys.readouterr().err
+    missing = "ffffffff-0000-4000-8000-000000000000"
+    assert main(["reprocess", missing, "--tiled", uri]) == 2
+    assert f"no raw run '{missing}' in Tiled" in capsys.readouterr().err
