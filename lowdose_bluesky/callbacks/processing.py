@@ -281,8 +281,10 @@ class RunProcessor:
             self.train()  # the reference stream ended early: train on what is there
         if self.raw is None:
             n = max(self.expected_projections, index + 1)
+            # np.zeros, not zeros_like (which writes every page): a stack becomes resident
+            # as the frames are written into it
             self.raw = np.zeros((n, *frame.shape), np.float32)
-            self.enhanced = np.zeros_like(self.raw)
+            self.enhanced = np.zeros((n, *frame.shape), np.float32)
         if index >= self.raw.shape[0]:
             grow = index + 1 - self.raw.shape[0]
             pad = np.zeros((grow, *frame.shape), np.float32)
