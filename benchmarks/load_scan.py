@@ -25,6 +25,7 @@ import json
 import os
 import resource
 import shlex
+import shutil
 import sys
 import tempfile
 import threading
@@ -396,6 +397,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rss_trimmed = rss_kib() if malloc_trim() else float("nan")
     close(client)
     live.close()
+    if args.work_dir is None:  # frames and catalog of this run only (~0.9 GB at the default)
+        shutil.rmtree(work, ignore_errors=True)
     assert result_uid == res.uid
 
     growth = frame_growth(probe, frame_bytes / KIB, rss_window)
