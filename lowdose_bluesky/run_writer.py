@@ -94,12 +94,27 @@ class BackgroundTiledWriter:
                         "writing goes on in the background", doc.get("run_start"),
                         self.flush_timeout)
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every document handed over so far is written (or failed).
+
+        Returns
+        -------
+        bool
+            False if ``timeout`` seconds passed first.
+        """
+        done = threading.Event()
+        self._queue.put(("flush", None, done))
+        return done.wait(timeout)
+
     def _work(self) -> None:
         while True:
             item = self._queue.get()
             if item is _STOP:
                 return
             name, doc, done = item
+            if name == "flush":
+                done.set()
+                continue
             try:
                 self._write(name, doc)
             finally:

@@ -39,8 +39,9 @@ def stored_run_documents(client: Any, run_uid: str) -> Iterator[tuple[str, dict[
     """
     try:
         run = client[RAW][run_uid]
-    except KeyError:
-        raise KeyError(f"no raw run {run_uid!r} in Tiled (client[{RAW!r}])") from None
+    except (KeyError, ValueError) as exc:  # ValueError: tiled's partial-uid lookup
+        raise KeyError(f"no raw run {run_uid!r} in Tiled (client[{RAW!r}]): "
+                       f"{str(exc).strip(chr(34))}") from None
     start = dict(run.metadata["start"])
     if not start["uid"].startswith(run_uid):  # the catalog also resolves scan ids etc.
         raise KeyError(f"no raw run {run_uid!r} in Tiled (client[{RAW!r}])")

@@ -50,6 +50,7 @@ def _scan(data: Path, uri: str, backup: Path, *, kill_after_events: int | None,
         def killer(name: str, doc: dict) -> None:
             seen.append(doc["uid"])
             if len(seen) == kill_after_events:
+                assert writer.flush(timeout=60)  # what came before is on the server
                 kill(server)
         RE.subscribe(killer, "event")
     started = time.monotonic()
