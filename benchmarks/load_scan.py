@@ -6,10 +6,12 @@ against the simulated TXM with realistic exposure timing, TiledWriter and LiveEn
 computed from the sizes, the RSS at every primary event received (fitted: growth per
 frame during the rotation, split into the transmission/enhanced stacks the callback
 keeps for the reconstruction and the rest), the stored result read back from Tiled, and
-the wall times. In the last part of the rotation (``--trace-from``) it also follows the
-Python heap with tracemalloc (numpy buffers included) and lists where it grew
-(``--no-tracemalloc`` to skip). A short scan first (``--warmup``) leaves imports and
-first-use caches out of the measurement.
+the wall times. A second, identical scan then runs under tracemalloc (numpy buffers
+included) to fit the growth of the Python heap per frame and list where it grew
+(``--no-tracemalloc`` to skip): tracemalloc is started and stopped only while the process
+is idle (stopping it while other threads allocate can crash CPython < 3.12.9), and it
+is kept out of the first scan's RSS, peak and times. A short scan first (``--warmup``)
+leaves imports and first-use caches out of the measurement.
 
 Writes the section ``load_scan`` of ``benchmarks/RESULTS.md`` (or ``--output``) and
 ``benchmarks/figures/load_scan_rss.png`` (or ``--figures-dir``).
@@ -111,6 +113,7 @@ class Progress:
         self.stages: list[tuple[float, str]] = []
 
     def reset(self, run_uid: str | None) -> None:
+        self.enhanced = self.epochs = 0
         self.stages.append((time.perf_counter(), "start"))
 
     def stage(self, text: str) -> None:
@@ -141,12 +144,10 @@ class FrameProbe:
     """
 
     def __init__(self, live: LiveEnhancer, progress: Progress, stack_bytes: int,
-                 trace_at: list[int], trace_frames: int = 1) -> None:
+                 trace_at: list[int] | None = None) -> None:
         self.live, self.progress = live, progress
         self.stack_bytes = stack_bytes
-        self.trace_start = trace_at[0] if trace_at else -1
-        self.trace_at = set(trace_at[1:])
-        self.trace_frames = trace_frames
+        self.trace_at = set(trace_at or ())
         self.names: dict[str, str] = {}
         self.n = 0
         self.rows: list[tuple[int, float, float, int, int]] = []
@@ -166,8 +167,6 @@ class FrameProbe:
             self.t_last = t
             self.rows.append((self.n, t, rss_kib(), analysis_backlog(self.live),
                               self.progress.enhanced))
-            if self.n == self.trace_start:
-                tracemalloc.start(self.trace_frames)  # the window only: tracing is slow
             if self.n in self.trace_at and tracemalloc.is_tracing():
                 self._trace()
 
@@ -186,8 +185,6 @@ class FrameProbe:
         self.heap.append((self.n, total, numpy, stacks))
         # keep the first and the latest snapshot only (for the diff of growth sites)
         self.snapshots = [*self.snapshots[:1], (self.n, snap)]
-        if self.n == max(self.trace_at):
-            tracemalloc.stop()  # tracing ends with the window
         self.trace_s += time.perf_counter() - t
 
 
@@ -231,18 +228,14 @@ def robust_slope(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.median((y[j] - y[i]) / (x[j] - x[i]))) if len(i) else float("nan")
 
 
-def trace_points(args: argparse.Namespace) -> list[int]:
-    """Frame at which tracemalloc starts, then the frames of its snapshots.
+def trace_points(args: argparse.Namespace, n: int) -> list[int]:
+    """Frames of the tracemalloc snapshots: from ``--trace-from`` of the ``n`` on.
 
-    Tracing starts at ``--trace-from`` of the rotation (the RSS is fitted before, where
-    tracemalloc's own tables do not add to it); snapshots begin a quarter of the rest
-    (at least 64 frames) later, once bounded caches and buffers filled since the start
+    Tracing runs from before the scan; by then bounded caches and buffers filled since
     (TiledWriter batches, the simulation's projection cache) have turned over.
     """
-    n = args.projections
-    start = max(1, int(args.trace_from * n))
-    settle = min(n, start + max(64, (n - start) // 4))
-    return [start, *sorted({round(v) for v in np.linspace(settle, n, args.trace_points)})]
+    first = max(1, int(args.trace_from * n))
+    return sorted({round(v) for v in np.linspace(first, n, args.trace_points)})
 
 
 def frame_growth(probe: FrameProbe, frame_kib: float,
@@ -267,26 +260,29 @@ def frame_growth(probe: FrameProbe, frame_kib: float,
            "rest_change_mib": rest_slope * (n[keep][-1] - n[keep][0]) / KIB,
            "max_backlog": int(backlog.max()), "filed_last": int(filed[-1]),
            "enhanced_last": int(enhanced[-1])}
-    if len(probe.heap) >= 3:
-        h = np.array(probe.heap, dtype=float)
-        rest = h[:, 1] - h[:, 3]
-        py = h[:, 1] - h[:, 2]
-        out["heap"] = {
-            "points": len(h), "window": (int(h[0, 0]), int(h[-1, 0])),
-            "rest_slope_b": robust_slope(h[:, 0], rest),
-            "python_slope_b": robust_slope(h[:, 0], py),
-            "numpy_slope_b": robust_slope(h[:, 0], h[:, 2] - h[:, 3]),
-            "rest_change_kib": float(rest[-1] - rest[0]) / KIB,
-            "stacks_mib": float(h[-1, 3]) / MIB,
-            "traced_mib": float(h[-1, 1]) / MIB,
-            "trace_s": probe.trace_s,
-        }
-        (n0, s0), (n1, s1) = probe.snapshots[0], probe.snapshots[-1]
-        stats = s1.compare_to(s0, "lineno")
-        out["heap"]["top"] = [
-            (str(s.traceback[0]), s.size_diff, s.count_diff, s.size_diff / (n1 - n0))
-            for s in sorted(stats, key=lambda s: -s.size_diff)[:8] if s.size_diff > 0]
     return out
+
+
+def heap_growth(probe: FrameProbe) -> dict[str, Any] | None:
+    """Growth of the traced heap per primary frame, beyond the stacks (bytes/frame)."""
+    if len(probe.heap) < 3:
+        return None
+    h = np.array(probe.heap, dtype=float)
+    rest = h[:, 1] - h[:, 3]
+    py = h[:, 1] - h[:, 2]
+    (n0, s0), (n1, s1) = probe.snapshots[0], probe.snapshots[-1]
+    stats = s1.compare_to(s0, "lineno")
+    return {
+        "points": len(h), "window": (int(h[0, 0]), int(h[-1, 0])),
+        "rest_slope_b": robust_slope(h[:, 0], rest),
+        "python_slope_b": robust_slope(h[:, 0], py),
+        "numpy_slope_b": robust_slope(h[:, 0], h[:, 2] - h[:, 3]),
+        "rest_change_kib": float(rest[-1] - rest[0]) / KIB,
+        "traced_mib": float(h[-1, 1]) / MIB,
+        "trace_s": probe.trace_s,
+        "top": [(str(s.traceback[0]), s.size_diff, s.count_diff, s.size_diff / (n1 - n0))
+                for s in sorted(stats, key=lambda s: -s.size_diff)[:8] if s.size_diff > 0],
+    }
 
 
 def budget(n: int, h: int, w: int) -> dict[str, float]:
@@ -338,9 +334,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     live = LiveEnhancer(client, arch=args.arch, epochs=args.epochs, training_budget=budget_s,
                         min_training_s=args.min_training_s, progress=False, figure=progress,
                         train_options=json.loads(args.train_options))
-    trace_at = trace_points(args) if args.tracemalloc else []
-    probe = FrameProbe(live, progress, n_proj * frame_bytes, trace_at, args.trace_frames)
-    rss_window = (max(1, int(args.skip * n_proj)), trace_at[0] if trace_at else n_proj)
+    probe = FrameProbe(live, progress, n_proj * frame_bytes)
+    rss_window = (max(1, int(args.skip * n_proj)), n_proj)
     RE = RunEngine({}, call_returns_result=False)
     subscribe_writer(RE, client, batch_size=args.batch_size)
     RE.subscribe(live)
@@ -355,7 +350,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.warmup:  # imports, first writes, caches: one-time growth outside the measurement
         scan(args.warmup)
         live.wait(timeout=args.timeout)
-    RE.subscribe(probe)
+    token = RE.subscribe(probe)
     hwm_reset = reset_peak()
     rss_before = rss_kib()
     sampler = Sampler(probe, args.interval)
@@ -367,7 +362,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t_stored = time.perf_counter()
     time.sleep(2 * args.interval)
     sampler.stop()
-    tracemalloc.stop()  # if the rotation ended early
     peak_hwm, peak_ru = status_kib("VmHWM"), maxrss_kib()
     rss_after = rss_kib()
 
@@ -390,11 +384,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     raw_frames = tuple(client["raw"][uid]["primary"]["det_image"].shape)
     peak_readback = status_kib("VmHWM")
     # the embedded server drops expired streaming-cache entries at its next write
-    time.sleep(STREAMING_CACHE_TTL_S + 1)
+    time.sleep(args.settle_s)
     gc.collect()
     client.create_container(f"load_scan_{uid}")
     rss_settled = rss_kib()
     rss_trimmed = rss_kib() if malloc_trim() else float("nan")
+    RE.unsubscribe(token)
+    stages = [(t - t0, name) for t, name in progress.stages]
+
+    heap, heap_status = None, None
+    if args.tracemalloc:  # the same scan again, traced; started and stopped while idle
+        n_heap = args.heap_projections or n_proj
+        heap_probe = FrameProbe(live, progress, n_heap * frame_bytes, trace_points(args, n_heap))
+        token = RE.subscribe(heap_probe)
+        tracemalloc.start(args.trace_frames)
+        heap_uid = scan(n_heap)
+        live.wait(timeout=args.timeout)
+        time.sleep(1)
+        tracemalloc.stop()
+        RE.unsubscribe(token)
+        heap = heap_growth(heap_probe)
+        heap_status = results(client, heap_uid).status
     close(client)
     live.close()
     if args.work_dir is None:  # frames and catalog of this run only (~0.9 GB at the default)
@@ -402,6 +412,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     assert result_uid == res.uid
 
     growth = frame_growth(probe, frame_bytes / KIB, rss_window)
+    growth["heap"] = heap
+    growth["heap_status"] = heap_status
     return {
         "args": args, "uid": uid, "stored": stored, "raw_frames": raw_frames,
         "growth": growth, "budget": budget(n_proj, h, w),
@@ -414,7 +426,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "frames_seen": probe.n, "load_before": load_before, "load_after": os.getloadavg()[0],
         "samples": [(t - t0, r, k, b) for t, r, k, b in sampler.samples],
         "rows": [(k, t - t0, r, b, e) for k, t, r, b, e in probe.rows],
-        "stages": [(t - t0, s) for t, s in progress.stages],
+        "stages": stages,
         "t0": t0,
     }
 
@@ -493,7 +505,8 @@ def render(info: dict[str, Any], argv: list[str], fig_path: Path, output: Path) 
         f"**{info['peak_hwm_mib']:.0f} MiB** ({info['peak_ru_mib']:.0f} MiB) |",
         f"| RSS after the result is stored | {info['rss_after_mib']:.0f} MiB |",
         f"| peak RSS after reading the result back | {info['peak_readback_mib']:.0f} MiB |",
-        f"| RSS once the server's streaming cache expired ({STREAMING_CACHE_TTL_S} s + a write) | "
+        f"| RSS {a.settle_s:g} s later, after one more write (the server's streaming cache "
+        f"keeps entries {STREAMING_CACHE_TTL_S} s) | "
         f"{info['rss_settled_mib']:.0f} MiB |",
         f"| the same after `malloc_trim(0)` (free memory glibc kept, given back) | "
         f"{info['rss_trimmed_mib']:.0f} MiB |",
@@ -520,8 +533,10 @@ def render(info: dict[str, Any], argv: list[str], fig_path: Path, output: Path) 
     heap = g.get("heap")
     if heap:
         lines.append(
-            f"| Python heap (tracemalloc, {heap['points']} snapshots, Theil-Sen, frames "
-            f"{heap['window'][0]}-{heap['window'][1]}) beyond the stacks | "
+            "| Python heap beyond the stacks, a second scan of "
+            f"{a.heap_projections or a.projections} projections under tracemalloc "
+            f"({heap['points']} snapshots, frames {heap['window'][0]}-{heap['window'][1]}, "
+            f"Theil-Sen; result `{g['heap_status']}`) | "
             f"{heap['rest_slope_b'] / KIB:+.2f} KiB/frame ({heap['rest_change_kib']:+.0f} KiB; "
             f"Python objects {heap['python_slope_b'] / KIB:+.2f}, numpy buffers "
             f"{heap['numpy_slope_b'] / KIB:+.2f} KiB/frame) |")
@@ -561,7 +576,8 @@ def render(info: dict[str, Any], argv: list[str], fig_path: Path, output: Path) 
     if heap:
         lines += [
             "The RSS fit is only as steady as the training that runs in the same process "
-            "(a spike at each epoch, left panel); the Python heap is exact: "
+            "(a spike at each epoch, left panel); the Python heap, followed by tracemalloc in "
+            "the second scan, is exact: "
             f"{heap['rest_slope_b'] / KIB:+.2f} KiB/frame over frames {heap['window'][0]}-"
             f"{heap['window'][1]}, numpy buffers {heap['numpy_slope_b'] / KIB:+.2f} KiB/frame"
             + (" (no frame data is kept)" if abs(heap["numpy_slope_b"]) < frame_kib * KIB / 16
@@ -630,10 +646,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=37,
                         help="projections of a first, unmeasured scan (0: none)")
     parser.add_argument("--no-tracemalloc", dest="tracemalloc", action="store_false",
-                        help="do not follow the Python heap with tracemalloc")
-    parser.add_argument("--trace-from", type=float, default=0.7,
-                        help="fraction of the rotation where tracemalloc starts (the RSS "
-                        "is fitted before it)")
+                        help="no second scan under tracemalloc")
+    parser.add_argument("--heap-projections", type=int, default=None,
+                        help="projections of the traced scan (default: --projections)")
+    parser.add_argument("--trace-from", type=float, default=0.2,
+                        help="fraction of the traced scan's rotation where snapshots begin")
     parser.add_argument("--trace-frames", type=int, default=1,
                         help="traceback depth of tracemalloc")
     parser.add_argument("--trace-points", type=int, default=8,
@@ -641,6 +658,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip", type=float, default=0.1,
                         help="fraction of the rotation left out of the RSS fit (warm-up)")
     parser.add_argument("--interval", type=float, default=0.5, help="RSS sampling (s)")
+    parser.add_argument("--settle-s", type=float, default=STREAMING_CACHE_TTL_S + 1,
+                        help="wait before the RSS once the server's streaming cache expired")
     parser.add_argument("--bound", type=float, default=16.0,
                         help="KiB/frame beyond the stacks reported as no growth")
     parser.add_argument("--timeout", type=float, default=3600.0, help="result wait (s)")
