@@ -16,13 +16,12 @@ import os
 import h5py
 import numpy as np
 import pytest
-from bluesky import RunEngine
 from bluesky.utils import FailedStatus
 
 from lowdose_bluesky.devices import DATASET, HDF5FrameWriter
 from lowdose_bluesky.devices.sim import make_sim_txm
 from lowdose_bluesky.plans import lowdose_tomo_plan
-from lowdose_bluesky.storage import RAW, subscribe_writer
+from lowdose_bluesky.storage import RAW
 
 SHAPE = (16, 16)
 PLAN = {"num_projections": 7, "num_darks": 2, "num_flats": 2, "long_exposure": 8.0,
@@ -44,15 +43,6 @@ def _trigger_number(stream, index):
 def txm(frames_root, request):
     return make_sim_txm(detector_shape=SHAPE, seed=5, flux=200.0,
                         data_dir=frames_root / request.node.name)
-
-
-@pytest.fixture
-def RE(tiled_client):
-    engine = RunEngine({}, call_returns_result=False)
-    subscribe_writer(engine, tiled_client, batch_size=10)
-    yield engine
-    if engine.state != "idle":
-        engine.halt()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import bluesky.preprocessors as bpp
 import h5py
 import numpy as np
 import pytest
-from bluesky import RunEngine
 from bluesky.utils import RunEngineInterrupted
 from tqdm._monitor import TMonitor
 
@@ -29,7 +28,7 @@ from lowdose_bluesky.callbacks import LiveEnhancer
 from lowdose_bluesky.devices import DATASET
 from lowdose_bluesky.devices.sim import make_sim_txm
 from lowdose_bluesky.plans import lowdose_tomo_plan
-from lowdose_bluesky.storage import RAW, subscribe_writer
+from lowdose_bluesky.storage import RAW
 
 from ..callbacks._live import TRAIN
 
@@ -49,15 +48,6 @@ WAIT_S = 120  # upper bound for the worker to reach a state on a loaded machine
 def txm(frames_root, request):
     return make_sim_txm(detector_shape=(32, 32), seed=3, flux=50.0,
                         data_dir=frames_root / request.node.name)
-
-
-@pytest.fixture
-def RE(tiled_client):
-    engine = RunEngine({}, call_returns_result=False)
-    subscribe_writer(engine, tiled_client, batch_size=10)
-    yield engine
-    if engine.state != "idle":
-        engine.halt()
 
 
 def _pause_mid_rotation(plan, detector, ready=None):

@@ -18,7 +18,7 @@ from lowdose_bluesky.devices.sim import make_sim_txm
 from lowdose_bluesky.plans import lowdose_tomo_plan
 from lowdose_bluesky.replay import event_counts, read_backup
 from lowdose_bluesky.run_writer import BackgroundTiledWriter, backup_path
-from lowdose_bluesky.storage import API_KEY_ENV, RAW, close, connect
+from lowdose_bluesky.storage import API_KEY_ENV, RAW, close, connect, ensure_container
 
 from .._servers import KEY, free_port, kill, start_server
 
@@ -36,33 +36,46 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(API_KEY_ENV, KEY)
 
 
-def _scan(data: Path, uri: str, backup: Path, *, kill_after_events: int | None,
-          server) -> tuple[str, RunEngine, BackgroundTiledWriter, float]:
+def _server_and_writer(data: Path, backup: Path, *, batch_size: int):
+    """A ``serve`` subprocess on ``data`` and a writer to it backing up to ``backup``."""
+    port = free_port()
+    server = start_server(data, port)
+    uri = f"http://127.0.0.1:{port}/api/v1"
     client = connect(uri)
+    raw = ensure_container(client, RAW, specs=["CatalogOfBlueskyRuns"])
+    writer = BackgroundTiledWriter(raw, batch_size=batch_size, backup_directory=backup,
+                                   flush_timeout=1.0)
+    return server, port, uri, client, writer
+
+
+def _plan(txm, **kwargs):
+    return lowdose_tomo_plan(txm.detector, txm.rotation, sample_x=txm.sample_x,
+                             shutter=txm.shutter, num_projections=N, num_darks=2,
+                             num_flats=2, reference_angles=(30.0, 120.0), **kwargs)
+
+
+def _scan(data: Path, writer: BackgroundTiledWriter, *, kill_after_events: int,
+          server) -> tuple[str, float]:
     txm = make_sim_txm(detector_shape=SHAPE, seed=0, data_dir=data / "frames")
     RE = RunEngine()
-    writer = BackgroundTiledWriter(client.create_container(RAW) if RAW not in client
-                                   else client[RAW], batch_size=1, backup_directory=backup,
-                                   flush_timeout=1.0)
     RE.subscribe(writer)
     seen = []
-    if kill_after_events is not None:
-        def killer(name: str, doc: dict) -> None:
-            seen.append(doc["uid"])
-            if len(seen) == kill_after_events:
-                assert writer.flush(timeout=60)  # what came before is on the server
-                kill(server)
-        RE.subscribe(killer, "event")
+
+    def killer(name: str, doc: dict) -> None:
+        seen.append(doc["uid"])
+        if len(seen) == kill_after_events:
+            assert writer.flush(timeout=60)  # what came before is on the server
+            kill(server)
+    RE.subscribe(killer, "event")
     started = time.monotonic()
-    (uid,) = RE(lowdose_tomo_plan(txm.detector, txm.rotation, sample_x=txm.sample_x,
-                                  shutter=txm.shutter, num_projections=N, num_darks=2,
-                                  num_flats=2, reference_angles=(30.0, 120.0)))
+    (uid,) = RE(_plan(txm))
     elapsed = time.monotonic() - started
     writer.close(timeout=120)
-    return uid, RE, writer, elapsed
+    return uid, elapsed
 
 
-def _frames_in_files(data: Path, stream: str) -> int:
+def _frames_in_files(data: Path) -> int:
+    """Frames in all the detector's files under ``data``."""
     total = 0
     for path in (data / "frames").rglob("*.h5"):
         with h5py.File(path, "r") as f:
@@ -87,14 +100,11 @@ def _check_restored(uri: str, uid: str, data: Path) -> None:
 
 def test_server_killed_mid_run_then_replayed(tmp_path, fast_retries, caplog, capsys):
     data, backup = tmp_path / "data", tmp_path / "backup"
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}/api/v1"
-    server = start_server(data, port)
+    server, port, uri, _, writer = _server_and_writer(data, backup, batch_size=1)
     caplog.set_level(logging.WARNING, "lowdose_bluesky")
     try:
         # 11 events: darks, flats, and three of the four reference frames are written
-        uid, _, writer, elapsed = _scan(data, uri, backup, kill_after_events=11,
-                                         server=server)
+        uid, elapsed = _scan(data, writer, kill_after_events=11, server=server)
     finally:
         kill(server)
     # the scan never waited on the dead server's retries
@@ -121,7 +131,7 @@ def test_server_killed_mid_run_then_replayed(tmp_path, fast_retries, caplog, cap
         _check_restored(uri, uid, data)
         assert not journal.exists() and (backup / "replayed" / journal.name).exists()
         # the detector's files are untouched by replacing the partial copy
-        assert _frames_in_files(data, "primary") == sum(STREAMS.values())
+        assert _frames_in_files(data) == sum(STREAMS.values())
         # a second replay finds nothing to do
         assert main(["replay", str(backup), "--tiled", uri]) == 0
         assert "nothing to restore" in capsys.readouterr().out
@@ -131,20 +141,12 @@ def test_server_killed_mid_run_then_replayed(tmp_path, fast_retries, caplog, cap
 
 def test_server_down_before_the_run_then_replayed(tmp_path, fast_retries, capsys):
     data, backup = tmp_path / "data", tmp_path / "backup"
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}/api/v1"
-    server = start_server(data, port)
-    client = connect(uri)
-    raw = client.create_container(RAW, specs=["CatalogOfBlueskyRuns"])
-    writer = BackgroundTiledWriter(raw, batch_size=5, backup_directory=backup,
-                                   flush_timeout=1.0)
+    server, port, uri, _, writer = _server_and_writer(data, backup, batch_size=5)
     kill(server)
     txm = make_sim_txm(detector_shape=SHAPE, seed=0, data_dir=data / "frames")
     RE = RunEngine()
     RE.subscribe(writer)
-    (uid,) = RE(lowdose_tomo_plan(txm.detector, txm.rotation, sample_x=txm.sample_x,
-                                  shutter=txm.shutter, num_projections=N, num_darks=2,
-                                  num_flats=2, reference_angles=(30.0, 120.0)))
+    (uid,) = RE(_plan(txm))
     writer.close(timeout=120)
     assert writer.unstored == [uid]
     server = start_server(data, port)
@@ -183,13 +185,7 @@ def test_live_result_saved_locally_when_tiled_dies_then_replayed(tmp_path, fast_
 
     monkeypatch.setattr(live_module, "STORE_RETRY_S", 0.1)
     data, backup = tmp_path / "data", tmp_path / "backup"
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}/api/v1"
-    server = start_server(data, port)
-    client = connect(uri)
-    raw = client.create_container(RAW, specs=["CatalogOfBlueskyRuns"])
-    writer = BackgroundTiledWriter(raw, batch_size=5, backup_directory=backup,
-                                   flush_timeout=1.0)
+    server, port, uri, client, writer = _server_and_writer(data, backup, batch_size=5)
     live = LiveEnhancer(client, epochs=2, progress=False, training_budget=None,
                         min_training_s=0, backup_directory=backup, train_options=TRAIN)
     txm = make_sim_txm(detector_shape=(32, 32), seed=3, flux=50.0, data_dir=data / "frames")
@@ -197,10 +193,7 @@ def test_live_result_saved_locally_when_tiled_dies_then_replayed(tmp_path, fast_
     RE.subscribe(writer)
     RE.subscribe(live)
     RE.subscribe(lambda name, doc: kill(server), "descriptor")  # dead before any event
-    (uid,) = RE(lowdose_tomo_plan(txm.detector, txm.rotation, sample_x=txm.sample_x,
-                                  shutter=txm.shutter, num_projections=N, num_darks=2,
-                                  num_flats=2, long_exposure=30.0, short_exposure=1.0,
-                                  reference_angles=(30.0, 120.0)))
+    (uid,) = RE(_plan(txm, long_exposure=30.0, short_exposure=1.0))
     writer.close(timeout=120)
     # the analysis ran from the detector's files; its result could not reach Tiled
     with pytest.raises(ResultNotStored, match=rf"the complete result of run {uid} could not "
