@@ -32,12 +32,13 @@ def machine_info() -> str:
             f"Python {sys.version.split()[0]}, torch {torch_v}, {versions}.")
 
 
-def write_section(name: str, body: str) -> None:
-    """Replace (or append) the section ``name`` of RESULTS.md with ``body``."""
-    text = RESULTS.read_text() if RESULTS.exists() else HEADER
+def write_section(name: str, body: str, path: Path | None = None) -> None:
+    """Replace (or append) the section ``name`` of ``path`` (RESULTS.md) with ``body``."""
+    path = RESULTS if path is None else Path(path)
+    text = path.read_text() if path.exists() else HEADER
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
     block = f"{begin}\n{body.rstrip()}\n{end}"
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else (
         text.rstrip() + "\n\n" + block + "\n")
-    RESULTS.write_text(text)
+    path.write_text(text)

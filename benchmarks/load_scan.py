@@ -679,12 +679,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     info = run(args)
     fig_path = figure(info, args.figures_dir / "load_scan_rss.png")
     markdown = render(info, raw_argv, fig_path, args.output)
-    previous = _results.RESULTS
-    _results.RESULTS = args.output
-    try:
-        _results.write_section(SECTION, markdown)
-    finally:
-        _results.RESULTS = previous
+    _results.write_section(SECTION, markdown, args.output)
     info["markdown"] = markdown
     info["figure"] = fig_path
     print(markdown)

@@ -851,12 +851,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     info["wall"] = time.perf_counter() - start
     info["load"] = (load0, os.getloadavg()[0])
     markdown = render(args, raw_argv, info)
-    previous = _results.RESULTS
-    _results.RESULTS = args.output
-    try:
-        _results.write_section(SECTION, markdown)
-    finally:
-        _results.RESULTS = previous
+    _results.write_section(SECTION, markdown, args.output)
     info["markdown"] = markdown
     print(markdown)
     return info
