@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Phantom", "phantom_from_name", "shepp_logan_3d", "spheres_in_cube"]
+__all__ = ["PHANTOM_NAMES", "Phantom", "phantom_from_name", "shepp_logan_3d", "spheres_in_cube"]
 
 # Columns of the primitive tables (all in voxels, relative to the volume centre).
 # boxes:      cz, cy, cx, hz, hy, hx, phi_deg, value   (h*: half sizes)
@@ -345,9 +345,18 @@ def shepp_logan_3d(size: int | tuple[int, int], *, scale: float = 0.45) -> Phant
 
 def phantom_from_name(name: str, size: int | tuple[int, int], *, seed: int | None = None
                       ) -> Phantom:
-    """Build a phantom by name (``"spheres_in_cube"`` or ``"shepp_logan_3d"``)."""
+    """Build a phantom by name (one of :data:`PHANTOM_NAMES`)."""
+    from . import fine_phantoms
+
     if name == "spheres_in_cube":
         return spheres_in_cube(size, seed=seed)
     if name == "shepp_logan_3d":
         return shepp_logan_3d(size)
-    raise ValueError(f"unknown phantom {name!r}; allowed: 'spheres_in_cube', 'shepp_logan_3d'")
+    if name in ("foam", "axons", "cells"):
+        return getattr(fine_phantoms, name)(size, seed=seed)
+    raise ValueError(f"unknown phantom {name!r}; allowed: "
+                     + ", ".join(map(repr, PHANTOM_NAMES)))
+
+
+#: Names accepted by :func:`phantom_from_name`.
+PHANTOM_NAMES = ("spheres_in_cube", "shepp_logan_3d", "foam", "axons", "cells")

@@ -20,6 +20,12 @@ from .checkpoint import FORMAT_VERSION
 from .enhancer import Enhancer
 from .losses import LOSSES, inverse_psnr_loss, psnr
 from .networks import ARCHS, build_network
+from .noise2inverse import (
+    Noise2InverseConfig,
+    Noise2InverseDenoiser,
+    check_split,
+    train_noise2inverse,
+)
 from .normalisation import Normalisation
 from .runtime import set_cpu_threads
 from .training import train_enhancer
@@ -31,17 +37,21 @@ __all__ = [
     "FORMAT_VERSION",
     "LOSSES",
     "Enhancer",
+    "Noise2InverseConfig",
+    "Noise2InverseDenoiser",
     "Normalisation",
     "PatchLayout",
     "UNet",
     "Yang2018Net",
     "blend_patches",
     "build_network",
+    "check_split",
     "extract_patches",
     "hann_window",
     "inverse_psnr_loss",
     "psnr",
     "set_cpu_threads",
     "train_enhancer",
+    "train_noise2inverse",
     "window_sum",
 ]

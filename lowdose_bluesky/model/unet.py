@@ -35,20 +35,27 @@ class UNet(nn.Module):
     depth
         Number of 2x down-samplings (the padding factor is ``2**depth``).
     residual
-        Add the input to the output (predict the correction).
+        Add the input to the output (predict the correction); with several
+        input channels, the centre channel is added.
+    in_channels
+        Input channels (odd): 1 for a frame, ``2 c + 1`` for a slice with its
+        ``c`` neighbours on either side (2.5-D input).
     """
 
-    def __init__(self, base_channels: int = 16, depth: int = 2, residual: bool = True) -> None:
+    def __init__(self, base_channels: int = 16, depth: int = 2, residual: bool = True,
+                 in_channels: int = 1) -> None:
         super().__init__()
-        if base_channels < 1 or depth < 1:
+        if base_channels < 1 or depth < 1 or in_channels < 1 or in_channels % 2 == 0:
             raise ValueError(
-                f"UNet needs base_channels >= 1 and depth >= 1; got {base_channels}, {depth}"
+                "UNet needs base_channels >= 1, depth >= 1 and an odd in_channels >= 1; got "
+                f"{base_channels}, {depth}, {in_channels}"
             )
         self.depth = depth
         self.residual = residual
+        self.in_channels = in_channels
         channels = [base_channels * 2**level for level in range(depth + 1)]
         self.down = nn.ModuleList()
-        c_in = 1
+        c_in = in_channels
         for c in channels[:-1]:
             self.down.append(_block(c_in, c))
             c_in = c
@@ -69,7 +76,7 @@ class UNet(nn.Module):
         return 2**self.depth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map ``(B, 1, H, W)`` to ``(B, 1, H, W)`` for any ``H, W >= 1``."""
+        """Map ``(B, C, H, W)`` to ``(B, 1, H, W)`` for any ``H, W >= 1``."""
         height, width = x.shape[-2:]
         pad_h = -height % self.factor
         pad_w = -width % self.factor
@@ -86,5 +93,6 @@ class UNet(nn.Module):
             h = merge(torch.cat([up(h), skip], dim=1))
         out = self.head(h)
         if self.residual:
-            out = out + padded
+            centre = self.in_channels // 2
+            out = out + padded[:, centre : centre + 1]
         return out[..., top : top + height, left : left + width]

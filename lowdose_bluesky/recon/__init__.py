@@ -24,6 +24,7 @@ from lowdose_bluesky.recon.center import find_center
 from lowdose_bluesky.recon.filters import DEFAULT_FILTER, FILTER_NAMES
 from lowdose_bluesky.recon.preprocess import minus_log, normalize
 from lowdose_bluesky.recon.reconstruct import reconstruct
+from lowdose_bluesky.recon.splits import split_reconstructions
 
 __all__ = [
     "BACKENDS",
@@ -38,4 +39,5 @@ __all__ = [
     "normalize",
     "reconstruct",
     "register_backend",
+    "split_reconstructions",
 ]

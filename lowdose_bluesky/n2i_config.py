@@ -1,0 +1,53 @@
+"""Settings of the Noise2Inverse stage (no torch import: validated where a run starts)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Noise2InverseConfig"]
+
+
+class Noise2InverseConfig(BaseModel):
+    """Settings of a Noise2Inverse model (validated; errors name the value and the range).
+
+    Parameters
+    ----------
+    splits
+        ``K``, the number of interleaved subsets of angles.
+    context
+        Neighbouring slices on either side given as extra input channels (2.5-D).
+    base_channels, depth
+        Width and number of down-samplings of the U-Net.
+    patch_size
+        Side of the square training crops (clipped to the slice size).
+    batch_size
+        Crops per optimisation step.
+    lr
+        Peak learning rate of Adam (cosine decay over the budget).
+    max_seconds
+        Training time budget; ``None`` trains ``max_iterations`` steps.
+    max_iterations
+        Upper bound on optimisation steps; ``None`` only the time budget.
+    holdout_every
+        Every ``holdout_every``-th slice is held out of training for the gate.
+    gate_margin
+        The model is used when its estimated error is below ``gate_margin`` times the
+        noise variance of the full reconstruction.
+    seed
+        Seed of the initialisation and of the crop sampling.
+    """
+
+    model_config = ConfigDict(validate_assignment=True, extra="forbid")
+
+    splits: int = Field(2, ge=2, le=16)
+    context: int = Field(1, ge=0, le=4)
+    base_channels: int = Field(16, ge=4, le=128)
+    depth: int = Field(2, ge=1, le=4)
+    patch_size: int = Field(64, ge=16, le=512)
+    batch_size: int = Field(16, ge=1, le=1024)
+    lr: float = Field(1e-3, gt=0, le=1.0)
+    max_seconds: float | None = Field(60.0, gt=0)
+    max_iterations: int | None = Field(None, ge=1)
+    holdout_every: int = Field(8, ge=2)
+    gate_margin: float = Field(1.0, gt=0, le=10.0)
+    seed: int = 0
