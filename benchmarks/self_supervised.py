@@ -29,20 +29,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, maximum_filter, minimum_filter
+from scipy.ndimage import maximum_filter, minimum_filter
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _results import machine_info, write_section  # noqa: E402
+from _results import machine_info, write_section
 
-from lowdose_bluesky.baselines import AnscombeBM3D, AnscombeBM4D, MedianFilter, TVDenoiser  # noqa: E402
-from lowdose_bluesky.callbacks.methods import (  # noqa: E402
+from lowdose_bluesky.baselines import AnscombeBM3D, AnscombeBM4D, MedianFilter, TVDenoiser
+from lowdose_bluesky.callbacks.methods import (
     DEFAULT_WITH_REFERENCES,
     noise2inverse_stage,
 )
-from lowdose_bluesky.metrics import psnr, ssim  # noqa: E402
-from lowdose_bluesky.model import set_cpu_threads, train_enhancer  # noqa: E402
-from lowdose_bluesky.phantoms import phantom_from_name  # noqa: E402
-from lowdose_bluesky.recon import minus_log, normalize, reconstruct  # noqa: E402
+from lowdose_bluesky.metrics import fine_detail, psnr, ssim
+from lowdose_bluesky.model import set_cpu_threads, train_enhancer
+from lowdose_bluesky.phantoms import phantom_from_name
+from lowdose_bluesky.recon import minus_log, normalize, reconstruct
 
 HERE = Path(__file__).parent
 JSON = HERE / "self_supervised.json"
@@ -57,15 +57,6 @@ LABELS = {"raw": "raw", "median": "median 3x3", "tv": "TV", "bm3d": "BM3D (Ansco
 
 
 # ---------------------------------------------------------------------- scores
-def fine_detail(volume: np.ndarray, truth: np.ndarray) -> float:
-    """Correlation of band-passed volumes (difference of Gaussians, 0.7 and 2 voxels)."""
-    def band(v: np.ndarray) -> np.ndarray:
-        v = v.astype(np.float64)
-        return gaussian_filter(v, 0.7) - gaussian_filter(v, 2.0)
-    a, b = band(volume).ravel(), band(truth).ravel()
-    return float(np.corrcoef(a, b)[0, 1])
-
-
 def segmentation(volume: np.ndarray, truth: np.ndarray) -> float:
     """Balanced accuracy of a threshold segmentation into the phantom's phases.
 
@@ -292,7 +283,8 @@ def figure(results: dict[str, Any], path: Path) -> None:
 def report(results: dict[str, Any]) -> str:
     a = results["args"]
     lines = [
-        "## Learned enhancement against the best classical filter (`benchmarks/self_supervised.py`)",
+        "## Learned enhancement against the best classical filter "
+        "(`benchmarks/self_supervised.py`)",
         "",
         f"`{results['command']}` (total {results.get('total_min', float('nan')):.0f} min; load "
         f"average {results.get('load_start', float('nan')):.1f} at start, "

@@ -63,6 +63,29 @@ def _seconds_or_none(text: str) -> float | None:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = _number(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _add_method_options(parser: argparse.ArgumentParser) -> None:
+    """--method and --n2i-seconds (the analysis method and its self-supervised budget)."""
+    from .callbacks.methods import METHODS
+
+    parser.add_argument("--method", default="auto", choices=METHODS,
+                        help="what the analysis learns from: auto (default: the benchmark's "
+                        "best; noise2inverse on a blind run), supervised (the paper's "
+                        "reference pairs), noise2inverse (blind, the whole rotation) or hybrid")
+    parser.add_argument("--n2i-seconds", type=_positive_seconds, default=60.0,
+                        help="Noise2Inverse training time after the scan (default 60)")
+
+
+def _method_options(args: argparse.Namespace) -> dict[str, object]:
+    return {"method": args.method, "n2i_options": {"max_seconds": args.n2i_seconds}}
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -207,7 +230,7 @@ def _worker(args: argparse.Namespace) -> int:
         figure = LiveFigure(args.figure)
     run_worker(args.zmq, args.tiled, arch=args.arch, epochs=args.epochs, device=args.device,
                pretrained=args.pretrained, progress=not args.no_progress,
-               training_budget=args.training_budget, figure=figure)
+               training_budget=args.training_budget, figure=figure, **_method_options(args))
     return 0
 
 
@@ -225,7 +248,7 @@ def _reprocess(args: argparse.Namespace) -> int:
         uid = reprocess(client, args.uid, arch=args.arch, epochs=args.epochs,
                         device=args.device, pretrained=args.pretrained,
                         progress=not args.no_progress, training_budget=args.training_budget,
-                        backup_directory=args.backup_dir)
+                        backup_directory=args.backup_dir, **_method_options(args))
     except KeyError as exc:
         raise ValueError(str(exc).strip('"')) from None
     finally:
@@ -242,7 +265,8 @@ def _demo(args: argparse.Namespace) -> int:
                         dose_ratio=args.dose_ratio, epochs=args.epochs,
                         training_budget=args.training_budget, seed=args.seed,
                         progress=not args.no_progress, figure=args.figure,
-                        log=lambda line: print(line, file=sys.stderr, flush=True))
+                        log=lambda line: print(line, file=sys.stderr, flush=True),
+                        blind=args.blind, **_method_options(args))
     except DemoFailed as exc:
         print(f"lowdose-bluesky: analysis failed: {exc}", file=sys.stderr)
         return 1
@@ -390,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--figure", type=_png, default=None, metavar="PNG",
                         help="keep a live figure of the analysis in this PNG file")
     worker.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_method_options(worker)
     worker.set_defaults(func=_worker)
 
     again = sub.add_parser("reprocess", help="run the analysis again on a run stored in "
@@ -410,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--backup-dir", type=Path, default=None, metavar="DIR",
                        help="save the result here if Tiled cannot take it")
     again.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_method_options(again)
     again.set_defaults(func=_reprocess)
 
     demo = sub.add_parser("demo", help="the whole job on a simulated TXM: scan with live "
@@ -419,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
         "trains on the long/short reference pairs and enhances every short-exposure "
         "projection; reconstruct raw and enhanced, store everything in a persistent embedded "
         "Tiled catalog, print PSNR/SSIM against the phantom and timings, write a figure. "
+        "With --blind the scan takes no reference pairs and nothing at the long exposure. "
         "Ctrl-C aborts the scan (the run stays readable) and exits with status 130."))
     demo.add_argument("--size", type=_positive_int(16), default=128,
                       help="detector width and height in pixels, >= 16 (default 128)")
@@ -437,7 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="where frames and the Tiled catalog go (default ./lowdose_data)")
     demo.add_argument("--figure", type=_png, default=None, metavar="PNG",
                       help="figure file (default DATA_DIR/figures/demo-<run uid>.png)")
+    demo.add_argument("--blind", action="store_true",
+                      help="blind scan: reference_angles=(), so no long/short reference pairs "
+                           "and no long-exposure darks or flats; the analysis learns from the "
+                           "short-exposure frames alone (--dose-ratio then only sets the "
+                           "nominal long exposure recorded with the run)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_method_options(demo)
     demo.set_defaults(func=_demo)
 
     serve = sub.add_parser("serve", help="serve the Tiled catalog of a data directory to "

@@ -5,7 +5,9 @@ in a :class:`bluesky.RunEngine` with the ``TiledWriter`` and a
 :class:`~lowdose_bluesky.callbacks.LiveEnhancer` subscribed (training starts as soon as the
 reference pairs are in, while the rotation is still being acquired), waits for the result,
 reads everything back from the persistent embedded Tiled catalog and compares both
-reconstructions with the phantom.
+reconstructions with the phantom. With ``blind=True`` the scan is blind
+(``reference_angles=()``: no reference pairs and nothing at the long exposure), for an
+analysis that learns from the short-exposure frames alone.
 
 Ctrl-C stops cleanly: during the scan the run is aborted at the next frame (its stop
 document is written, so the frames taken so far stay readable and the analysis stores an
@@ -73,6 +75,7 @@ class DemoResult:
     latency_s: float
     total_s: float
     report: RunReport
+    blind: bool = False
 
 
 class _AbortOnSigint:
@@ -187,7 +190,7 @@ class _ScanProgress:
 
 
 def _check(size: int, projections: int, dose_ratio: float, epochs: int,
-           training_budget: float | None) -> None:
+           training_budget: float | None, blind: bool) -> None:
     if isinstance(size, bool) or not isinstance(size, int) or size < 16:
         raise ValueError(f"size must be an integer >= 16 pixels (the network halves each side "
                          f"twice), got {size!r}")
@@ -200,12 +203,15 @@ def _check(size: int, projections: int, dose_ratio: float, epochs: int,
     if training_budget is not None and not training_budget > 0:
         raise ValueError(f"training_budget must be a positive number of seconds or None, got "
                          f"{training_budget!r}")
+    if not isinstance(blind, bool):
+        raise ValueError(f"blind must be True or False, got {blind!r}")
 
 
 def run_demo(data_dir: str | Path, *, size: int = 128, projections: int = 181,
              dose_ratio: float = 15.0, epochs: int = 30, training_budget: float | None = 60.0,
              seed: int = 0, progress: bool = True, figure: str | Path | None = None,
-             log: Callable[[str], None] | None = None) -> DemoResult:
+             log: Callable[[str], None] | None = None, blind: bool = False,
+             method: str = "auto", n2i_options: dict[str, Any] | None = None) -> DemoResult:
     """Scan a simulated sample with live enhancement and compare with the ground truth.
 
     Parameters
@@ -232,6 +238,13 @@ def run_demo(data_dir: str | Path, *, size: int = 128, projections: int = 181,
         PNG file of the figure; default ``data_dir/figures/demo-<run uid[:8]>.png``.
     log
         Called with one line at each stage (scan started, scan done, reading back).
+    blind
+        Acquire a blind scan: ``reference_angles=()``, so no reference pairs and no
+        long-exposure darks or flats; ``dose_ratio`` then only sets the nominal long
+        exposure recorded with the run.
+    method, n2i_options
+        The analysis method and Noise2Inverse settings (see
+        :class:`~lowdose_bluesky.callbacks.LiveEnhancer`).
 
     Returns
     -------
@@ -246,7 +259,7 @@ def run_demo(data_dir: str | Path, *, size: int = 128, projections: int = 181,
     DemoFailed
         If the analysis failed (the raw run and the failure are stored).
     """
-    _check(size, projections, dose_ratio, epochs, training_budget)
+    _check(size, projections, dose_ratio, epochs, training_budget, blind)
     from .callbacks import LiveEnhancer
 
     t_start = time.perf_counter()
@@ -259,23 +272,26 @@ def run_demo(data_dir: str | Path, *, size: int = 128, projections: int = 181,
     client = connect(directory=catalog, readable_storage=[frames])
     live = None
     cancel = _Cancel()
-    total = 2 * (NUM_DARKS + NUM_FLATS) + 2 * len(REFERENCE_ANGLES) + projections
+    reference_angles: tuple[float, ...] = () if blind else REFERENCE_ANGLES
+    exposures = 1 if blind else 2
+    total = exposures * (NUM_DARKS + NUM_FLATS) + 2 * len(reference_angles) + projections
     say = log or (lambda line: None)
+    kind = " (blind: no reference pairs, no long exposure)" if blind else ""
     clock = _ScanProgress(total, progress, on_start=lambda uid: say(
-        f"run {uid}: scanning {projections} projections of {size}x{size} into {root} "
+        f"run {uid}: scanning {projections} projections of {size}x{size}{kind} into {root} "
         "(Ctrl-C stops)"))
     try:
         RE = RunEngine({}, call_returns_result=False,
                        context_managers=[lambda engine: _AbortOnSigint(engine, cancel.event.set)])
         subscribe_writer(RE, client)
-        live = LiveEnhancer(client, epochs=epochs, training_budget=training_budget,
-                            progress=progress, seed=seed,
+        live = LiveEnhancer(client, method=method, n2i_options=n2i_options, epochs=epochs,
+                            training_budget=training_budget, progress=progress, seed=seed,
                             train_options={"stop_requested": cancel})
         RE.subscribe(clock)
         RE.subscribe(live)
         plan = lowdose_tomo_plan(
             txm.detector, txm.rotation, sample_x=txm.sample_x, shutter=txm.shutter,
-            reference_angles=REFERENCE_ANGLES, short_exposure=SHORT_EXPOSURE,
+            reference_angles=reference_angles, short_exposure=SHORT_EXPOSURE,
             long_exposure=SHORT_EXPOSURE * dose_ratio, num_projections=projections,
             num_darks=NUM_DARKS, num_flats=NUM_FLATS, md={"purpose": "lowdose-bluesky demo"})
         t0 = time.perf_counter()
@@ -322,7 +338,7 @@ def run_demo(data_dir: str | Path, *, size: int = 128, projections: int = 181,
         run_uid=run_uid, result_uid=result_uid, data_dir=root, figure=written, size=size,
         projections=projections, dose_ratio=float(dose_ratio), short_exposure=SHORT_EXPOSURE,
         long_exposure=SHORT_EXPOSURE * dose_ratio, scan_s=scan_s, latency_s=latency,
-        total_s=time.perf_counter() - t_start, report=report)
+        total_s=time.perf_counter() - t_start, report=report, blind=blind)
 
 
 @contextlib.contextmanager
@@ -351,19 +367,28 @@ def demo_table(demo: DemoResult) -> str:
     md = report.result_metadata
     timings = md.get("timings", {})
     config = md.get("model", {}).get("config") or {}
+    if demo.blind:
+        acquisition = "blind (short exposure only: no reference pairs, no long darks or flats)"
+    else:
+        angles = ", ".join(f"{a:g}" for a in report.start.get("reference_angles", []))
+        acquisition = f"long/short reference pairs at {angles} deg"
     rows: list[tuple[str, str]] = []
     for name in ("raw", "enhanced"):
         q = report.quality.get(name)
         if q is not None:
             rows.append((f"{name} reconstruction vs phantom",
-                         f"PSNR {q.psnr:6.2f} dB   SSIM {q.ssim:.3f}"))
+                         f"PSNR {q.psnr:6.2f} dB   SSIM {q.ssim:.3f}   fine detail "
+                         f"{q.fine:.3f}"))
     if {"raw", "enhanced"} <= report.quality.keys():
         gain = report.quality["enhanced"], report.quality["raw"]
         rows.append(("gain of enhancement", f"PSNR {gain[0].psnr - gain[1].psnr:+6.2f} dB   "
-                                            f"SSIM {gain[0].ssim - gain[1].ssim:+.3f}"))
+                                            f"SSIM {gain[0].ssim - gain[1].ssim:+.3f}   "
+                                            f"fine detail {gain[0].fine - gain[1].fine:+.3f}"))
     rows += [
         ("dose ratio (long / short)", f"{demo.dose_ratio:g} ({demo.long_exposure:g} s / "
                                       f"{demo.short_exposure:g} s per frame)"),
+        ("acquisition", acquisition),
+        ("method", _method_line(md)),
         ("scan", f"{demo.scan_s:.1f} s ({demo.projections} projections of "
                  f"{demo.size}x{demo.size})"),
         ("training", f"{timings.get('training_s', 0.0):.1f} s ({len(report.history)} epochs, "
@@ -379,3 +404,10 @@ def demo_table(demo: DemoResult) -> str:
     ]
     return format_table(rows, header=("quantity", "value"))
 
+
+def _method_line(md: dict[str, Any]) -> str:
+    """The analysis method and what its held-out gates decided."""
+    gates = md.get("gates") or {}
+    verdicts = [f"{stage} {'used' if gate.get('use_model') else 'NOT used (gate)'}"
+                for stage, gate in gates.items()]
+    return f"{md.get('method', '-')}" + (f" ({', '.join(verdicts)})" if verdicts else "")

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import psnr, ssim
+from .metrics import fine_detail, psnr, ssim
 from .recon import normalize
 from .result_store import LowDoseResult, results
 from .storage import RAW
@@ -36,10 +36,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Quality:
-    """PSNR (dB) and SSIM of one reconstruction against the phantom."""
+    """PSNR (dB), SSIM and fine detail (:func:`~lowdose_bluesky.metrics.fine_detail`) of one
+    reconstruction against the phantom."""
 
     psnr: float
     ssim: float
+    fine: float = float("nan")
 
 
 @dataclass
@@ -235,7 +237,8 @@ def _add_slices(report: RunReport, phantom: np.ndarray | None) -> None:
     report.data_range = rng
     for name, volume in (("raw", rec_raw), ("enhanced", rec)):
         report.quality[name] = Quality(psnr=float(psnr(volume, truth, data_range=rng)),
-                                       ssim=float(ssim(volume, truth, data_range=rng)))
+                                       ssim=float(ssim(volume, truth, data_range=rng)),
+                                       fine=fine_detail(volume, truth))
 
 
 # --------------------------------------------------------------------------- text
@@ -267,17 +270,27 @@ def _seconds(value: Any) -> str:
     return "-" if value is None else f"{float(value):.1f} s"
 
 
+def _blind(start: dict[str, Any]) -> bool:
+    """Whether the run was acquired blind (``reference_angles=()``, no long exposure)."""
+    return bool((start.get("lowdose") or {}).get("blind"))
+
+
 def summary_lines(report: RunReport) -> list[tuple[str, str]]:
     """``(label, value)`` rows describing the raw run and its result."""
     s = report.start
     args = s.get("plan_args", {})
+    if _blind(s):
+        exposures = (f"short {s.get('short_exposure')} s only (blind run: long "
+                     f"{s.get('long_exposure')} s nominal, none acquired)")
+    else:
+        exposures = (f"short {s.get('short_exposure')} s, long {s.get('long_exposure')} s "
+                     f"at {s.get('reference_angles')} deg")
     rows: list[tuple[str, str]] = [
         ("raw run", report.run_uid),
         ("plan", f"{s.get('plan_name')} (scan_id {s.get('scan_id')}, exit status "
                  f"{report.stop.get('exit_status', 'unknown (no stop document)')})"),
         ("plan args", ", ".join(f"{k}={v}" for k, v in args.items())),
-        ("exposures", f"short {s.get('short_exposure')} s, long {s.get('long_exposure')} s "
-                      f"at {s.get('reference_angles')} deg"),
+        ("exposures", exposures),
         ("dose ratio", f"{s.get('dose_ratio'):g}" if s.get("dose_ratio") else "-"),
         ("detector shape", str(tuple(s.get("detector_shape", ())))),
     ]
@@ -397,9 +410,10 @@ def draw_report(fig: Any, report: RunReport) -> None:
     dose = s.get("dose_ratio")
     status = ("no result" if report.result is None
               else f"result {report.result.metadata.get('status')}")
+    blind = " (nominal), blind" if _blind(s) else ""
     fig.suptitle(f"run {report.run_uid[:8]}: {s.get('num_points')} projections of "
                  f"{'x'.join(str(v) for v in s.get('detector_shape', []))}, dose ratio "
-                 f"{dose:g}, {status}; slices in {report.slice_units}")
+                 f"{dose:g}{blind}, {status}; slices in {report.slice_units}")
 
 
 def _missing(report: RunReport) -> str:

@@ -285,3 +285,54 @@ def test_new_modules_keep_torch_out_until_the_demo_runs():
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_demo_parser_takes_blind():
+    from lowdose_bluesky.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["demo", "--blind", *TINY]).blind is True
+    assert parser.parse_args(["demo", *TINY]).blind is False
+
+
+def test_demo_passes_blind_to_run_demo(monkeypatch, tmp_path):
+    import lowdose_bluesky.demo as demo_module
+
+    seen = {}
+
+    def fake_run_demo(data_dir, **options):
+        seen.update(options)
+        raise demo_module.DemoFailed("stopped by the test")
+
+    monkeypatch.setattr(demo_module, "run_demo", fake_run_demo)
+    for argv, blind in ((["--blind"], True), ([], False)):
+        rc, _, err = run_cli(["demo", *TINY, *argv, "--data-dir", str(tmp_path / "data")])
+        assert rc == 1 and "stopped by the test" in err
+        assert seen["blind"] is blind
+
+
+def test_run_demo_checks_blind(tmp_path):
+    from lowdose_bluesky.demo import run_demo
+
+    with pytest.raises(ValueError, match=re.escape("blind must be True or False, got 'yes'")):
+        run_demo(tmp_path / "data", blind="yes")
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(("blind", "start", "row"), [
+    (True, {"reference_angles": []},
+     "blind (short exposure only: no reference pairs, no long darks or flats)"),
+    (False, {"reference_angles": [30.0, 120.0]}, "long/short reference pairs at 30, 120 deg"),
+])
+def test_demo_table_says_whether_the_scan_was_blind(blind, start, row, tmp_path):
+    from lowdose_bluesky.demo import DemoResult, demo_table
+    from lowdose_bluesky.report import RunReport
+
+    report = RunReport(run_uid="r" * 36, start=start, stop={}, shapes={})
+    demo = DemoResult(run_uid="r" * 36, result_uid="u" * 36, data_dir=tmp_path, figure=None,
+                      size=32, projections=19, dose_ratio=15.0, short_exposure=0.05,
+                      long_exposure=0.75, scan_s=1.0, latency_s=1.0, total_s=2.0,
+                      report=report, blind=blind)
+    text = demo_table(demo)
+    assert table_value(text, "acquisition") == row
+    assert table_value(text, "dose ratio (long / short)").startswith("15 (0.75 s / 0.05 s")

@@ -464,7 +464,7 @@ def test_pickled_checkpoints_are_refused_everywhere_without_running_their_code(
         with pytest.raises(ValueError, match=r"^checkpoint data: not an Enhancer checkpoint"):
             load()
     with pytest.raises(ValueError) as info:
-        LiveEnhancer(None, pretrained=str(path))
+        LiveEnhancer(None, method="supervised", pretrained=str(path))
     assert str(info.value).startswith("pretrained " + said + problem)
     with pytest.raises(SystemExit) as exit_info:
         main([*WORKER, "--pretrained", str(path)])
@@ -503,7 +503,7 @@ def test_live_enhancer_and_worker_name_a_bad_checkpoint_file_before_starting(
 
     before = workers()
     with pytest.raises(ValueError) as info:
-        LiveEnhancer(tiled_client, pretrained=path)
+        LiveEnhancer(tiled_client, method="supervised", pretrained=path)
     assert str(info.value).startswith("pretrained " + digest)
     assert workers() == before  # refused before its worker thread started
     with pytest.raises(SystemExit):
@@ -512,13 +512,13 @@ def test_live_enhancer_and_worker_name_a_bad_checkpoint_file_before_starting(
     with pytest.raises(ValueError, match=r"^pretrained must be an Enhancer, an existing "
                        r"checkpoint file or a result uid \(8-4-4-4-12 hex digits\), got "
                        r"'no-such-model.safetensors': no such file, and not a uid$"):
-        LiveEnhancer(tiled_client, pretrained="no-such-model.safetensors")
+        LiveEnhancer(tiled_client, method="supervised", pretrained="no-such-model.safetensors")
     with pytest.raises(ValueError, match=r"pretrained must be .*, got a dict"):
-        LiveEnhancer(tiled_client, pretrained={"weights": 1})
+        LiveEnhancer(tiled_client, method="supervised", pretrained={"weights": 1})
     # a good file, and a uid (looked up when a run is analysed), are accepted
     path.write_bytes(checkpoint_bytes)
     for spec in (path, str(path), UID):
-        LiveEnhancer(tiled_client, pretrained=spec, progress=False).close()
+        LiveEnhancer(tiled_client, method="supervised", pretrained=spec, progress=False).close()
     args = build_parser().parse_args([*WORKER, "--pretrained", str(path)])
     assert args.pretrained == str(path)
 
@@ -529,7 +529,7 @@ def test_a_bad_stored_checkpoint_is_named_by_its_result(checkpoint_bytes, tmp_pa
     from lowdose_bluesky.result_store import write_result
 
     marker = tmp_path / "marker"
-    live = LiveEnhancer(tiled_client, progress=False)
+    live = LiveEnhancer(tiled_client, method="supervised", progress=False)
     try:
         for data, problem in ((flipped(checkpoint_bytes), "corrupted Enhancer checkpoint: "
                                "SHA-256 digest does not match"),

@@ -14,6 +14,7 @@ from typing import Any
 from ..result_backup import save_result
 from ..result_store import is_result_uid, result_by_uid, write_result
 from .frame_source import FileFrameSource, FrameRef, FrameSource
+from .methods import check_method
 from .processing import AnalysisSettings, RunProcessor
 
 __all__ = ["LiveEnhancer", "ResultNotStored", "check_pretrained"]
@@ -36,6 +37,18 @@ class LiveEnhancer:
     ----------
     client
         Root Tiled client; results go to ``client["results"]``.
+    method
+        What the analysis learns from (:mod:`lowdose_bluesky.callbacks.methods`):
+        ``"auto"`` (default: the benchmark's best where the run has reference pairs,
+        ``"noise2inverse"`` where it has none), ``"supervised"`` (the paper's projection
+        network on the long/short pairs), ``"noise2inverse"`` (blind: self-supervised
+        from the whole rotation) or ``"hybrid"`` (both). The result's metadata records
+        the method run and the held-out gates of each learned stage.
+    n2i_options
+        Fields of :class:`~lowdose_bluesky.model.Noise2InverseConfig` (e.g.
+        ``{"max_seconds": 60, "splits": 2}``).
+    n2i_filter
+        FBP filter of the Noise2Inverse sub-reconstructions.
     arch, epochs, device
         Network, maximum training epochs, ``"auto" | "cpu" | "cuda"``.
     reconstruct
@@ -76,7 +89,9 @@ class LiveEnhancer:
         (the raw run is not: re-run the analysis with ``lowdose-bluesky reprocess``).
     """
 
-    def __init__(self, client: Any, *, arch: str = "unet", epochs: int = 30,
+    def __init__(self, client: Any, *, method: str = "auto",
+                 n2i_options: dict[str, Any] | None = None, n2i_filter: str = "parzen",
+                 arch: str = "unet", epochs: int = 30,
                  device: str = "auto", reconstruct: bool = True, pretrained: Any = None,
                  skip_training: bool = False, fine_tune_epochs: int = 5, batch_size: int = 8,
                  frame_source: FrameSource | None = None, seed: int = 0, progress: bool = True,
@@ -88,6 +103,8 @@ class LiveEnhancer:
         if skip_training and pretrained is None:
             raise ValueError("skip_training=True needs a pretrained model (pretrained=None given)")
         check_pretrained(pretrained)
+        check_method(method)
+        _check_n2i(n2i_options, n2i_filter)
         for name, value in (("epochs", epochs), ("batch_size", batch_size),
                             ("fine_tune_epochs", fine_tune_epochs)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -110,7 +127,8 @@ class LiveEnhancer:
             fine_tune_epochs=fine_tune_epochs, batch_size=batch_size, seed=seed,
             progress=progress, threads=threads, training_budget=training_budget,
             min_training_s=float(min_training_s), figure=figure,
-            train_options=dict(train_options or {}))
+            train_options=dict(train_options or {}), method=method,
+            n2i_options=dict(n2i_options or {}), n2i_filter=n2i_filter)
         self.source = frame_source if frame_source is not None else FileFrameSource()
         self._queue: queue.Queue[Any] = queue.Queue()
         self._descriptors: dict[str, str] = {}
@@ -380,3 +398,23 @@ def _settings_md(s: AnalysisSettings) -> dict[str, Any]:
             "pretrained": None if s.pretrained is None else str(s.pretrained),
             "training_budget": s.training_budget, "min_training_s": s.min_training_s,
             "train_options": {k: str(v) for k, v in s.train_options.items()}}
+
+
+def _check_n2i(options: dict[str, Any] | None, filter_name: str) -> None:
+    """Validate Noise2Inverse options and filter before any run (errors name the value)."""
+    from pydantic import ValidationError
+
+    from ..n2i_config import Noise2InverseConfig
+    from ..recon import FILTER_NAMES
+
+    if options is not None and not isinstance(options, dict):
+        raise ValueError(f"n2i_options must be a dict or None, got {type(options).__name__}")
+    try:
+        Noise2InverseConfig(**(options or {}))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e['input']!r})"
+                             for e in exc.errors())
+        raise ValueError(f"invalid n2i_options: {problems}") from None
+    if filter_name not in FILTER_NAMES:
+        raise ValueError(f"n2i_filter must be one of {', '.join(map(repr, FILTER_NAMES))}, "
+                         f"got {filter_name!r}")

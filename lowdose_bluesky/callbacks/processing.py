@@ -16,7 +16,11 @@ never touched). A run fails when:
   saturated long exposures wrong training targets;
 - flats minus darks is <= 0 at more than :data:`MAX_DEAD_FRACTION` of the pixels at an
   exposure, or the dark, flat or reference stream is missing;
-- the frames are smaller than the patch of a patch network trained from scratch.
+- the frames are smaller than the patch of a patch network trained from scratch, or
+  narrower than the Noise2Inverse network needs;
+- the method needs reference pairs and the run has none (``reference_angles=()``), or
+  the run has too few projections for the Noise2Inverse split (both checked at the
+  start document, before anything is trained).
 
 Saturated primary frames are not an error: the short exposures of the rotation rarely
 saturate, a few saturated pixels only clip their line integrals, and failing would throw
@@ -40,6 +44,7 @@ from ..jsonutil import json_safe
 from ..recon import find_center, minus_log, normalize, reconstruct
 from ..recon._checks import MAX_SATURATED_FRACTION, detector_maximum
 from .frame_source import FrameRef, FrameSource
+from .methods import N2I_STAGE, SUPERVISED_STAGE, noise2inverse_stage, resolve_method
 
 __all__ = ["MAX_DEAD_FRACTION", "MIN_MEAN_TRANSMISSION", "AnalysisSettings", "RunProcessor"]
 
@@ -75,6 +80,9 @@ class AnalysisSettings:
     min_training_s: float = 60.0
     figure: Any = None
     train_options: dict[str, Any] = field(default_factory=dict)
+    method: str = "auto"
+    n2i_options: dict[str, Any] = field(default_factory=dict)
+    n2i_filter: str = "parzen"
 
 
 class _Mean:
@@ -120,6 +128,20 @@ class RunProcessor:
         self.long = float(start["long_exposure"])
         self.expected_refs = 2 * len(start["reference_angles"])
         self.expected_projections = int(lowdose["angles"]["num"])
+        self.method = resolve_method(settings.method, bool(start["reference_angles"]),
+                                     what=f"run {start['uid']}")
+        if self.method in N2I_STAGE:
+            from ..model.noise2inverse import check_split
+            from ..n2i_config import Noise2InverseConfig
+
+            self._n2i_config = Noise2InverseConfig(**settings.n2i_options)
+            check_split(self.expected_projections, self._n2i_config.splits)
+            if not settings.reconstruct:
+                raise ValueError(
+                    f"method={self.method!r} denoises the reconstruction, but reconstruct=False "
+                    "was given: use reconstruct=True, or method='supervised' to enhance the "
+                    "projections only")
+        self.gates: dict[str, Any] = {}
         self.darks: dict[float, _Mean] = {}
         self.flats: dict[float, _Mean] = {}
         self.frame_shape: tuple[int, ...] | None = None
@@ -228,7 +250,15 @@ class RunProcessor:
     def _check_patch(self, shape: tuple[int, ...]) -> None:
         """Reject frames smaller than the patch of a patch network trained from scratch."""
         s = self.settings
-        if s.pretrained is not None:
+        if self.method in N2I_STAGE:
+            smallest = 4 * 2**self._n2i_config.depth
+            if shape[1] < smallest:
+                raise ValueError(
+                    f"frames of {shape[0]}x{shape[1]} give slices of {shape[1]}x{shape[1]}, "
+                    f"too small for the Noise2Inverse network of method={self.method!r} "
+                    f"(depth {self._n2i_config.depth}): frames need at least {smallest} "
+                    "columns")
+        if s.pretrained is not None or self.method not in SUPERVISED_STAGE:
             return
         from ..model.networks import ARCHS, PATCH_ARCHS
 
@@ -277,19 +307,22 @@ class RunProcessor:
         return out
 
     def _add_projection(self, index: int, frame: np.ndarray, angle: float) -> None:
-        if self.enhancer is None and self.training_error is None:
+        projection_net = self.method in SUPERVISED_STAGE
+        if projection_net and self.enhancer is None and self.training_error is None:
             self.train()  # the reference stream ended early: train on what is there
         if self.raw is None:
             n = max(self.expected_projections, index + 1)
             # np.zeros, not zeros_like (which writes every page): a stack becomes resident
             # as the frames are written into it
             self.raw = np.zeros((n, *frame.shape), np.float32)
-            self.enhanced = np.zeros((n, *frame.shape), np.float32)
+            if projection_net:
+                self.enhanced = np.zeros((n, *frame.shape), np.float32)
         if index >= self.raw.shape[0]:
             grow = index + 1 - self.raw.shape[0]
             pad = np.zeros((grow, *frame.shape), np.float32)
-            self.raw, self.enhanced = np.concatenate([self.raw, pad]), np.concatenate(
-                [self.enhanced, pad])
+            self.raw = np.concatenate([self.raw, pad])
+            if self.enhanced is not None:
+                self.enhanced = np.concatenate([self.enhanced, pad])
         self.raw[index] = self._transmission(frame, self.short)
         while len(self.angles) <= index:
             self.angles.append(np.nan)
@@ -372,11 +405,33 @@ class RunProcessor:
                          low.shape[1:])
                 self.enhancer = train_enhancer(low, high, arch=s.arch, epochs=s.epochs,
                                                **options)
+            self._gate_projection_model()
         except Exception as exc:
             self.training_error = exc
             log.error("training failed for run %s: %s", self.start["uid"], exc)
         finally:
             self.timings["training_s"] = time.perf_counter() - t
+
+    def _gate_projection_model(self) -> None:
+        """Keep the projection network only if it beats the raw frames on held-out data.
+
+        The validation band of the reference pairs is never trained on; a network whose
+        best validation PSNR there is not above the raw short frames' is replaced by
+        the identity (the raw frames are reconstructed), and the result says so.
+        """
+        config = self.enhancer.config
+        model, identity = config.get("best_val_psnr"), config.get("baseline_val_psnr")
+        use = model is None or identity is None or model > identity
+        self.gates["projection"] = {"use_model": bool(use), "val_psnr": model,
+                                    "raw_val_psnr": identity,
+                                    "measured_on": "validation band of the reference pairs"}
+        if not use:
+            log.warning("run %s: the projection network (validation PSNR %.2f dB) does not "
+                        "beat the raw frames (%.2f dB): the raw frames are used",
+                        self.start["uid"], model, identity)
+            self.enhancer_used = False
+
+    enhancer_used = True
 
     def _budget(self, started: float) -> dict[str, Any]:
         """``train_enhancer`` options that bound training by the settings' budget."""
@@ -419,6 +474,9 @@ class RunProcessor:
     # ------------------------------------------------------------- enhancement
     def enhance_pending(self, limit: int | None = None) -> int:
         """Enhance up to ``limit`` queued projections in batches; return how many."""
+        if self.method not in SUPERVISED_STAGE:
+            self.pending.clear()  # no projection network: nothing to enhance frame by frame
+            return 0
         if self.enhancer is None or not self.pending:
             return 0
         take = self.pending[: limit or len(self.pending)]
@@ -428,7 +486,8 @@ class RunProcessor:
         bs = self.settings.batch_size
         for i in range(0, len(take), bs):
             idx = take[i: i + bs]
-            self.enhanced[idx] = self.enhancer(self.raw[idx])
+            self.enhanced[idx] = (self.enhancer(self.raw[idx]) if self.enhancer_used
+                                  else self.raw[idx])
             if self._bar is not None:
                 self._bar.update(len(idx))
         last = take[-1]
@@ -448,7 +507,11 @@ class RunProcessor:
             "raw_exit_status": stop.get("exit_status"),
             "num_projections": n, "expected_projections": self.expected_projections,
             "dose_ratio": self.long / self.short,
-            "model": {"arch": self.settings.arch if self.enhancer is None else self.enhancer.arch,
+            "method": self.method,
+            "blind": not self.start["reference_angles"],
+            "model": {"arch": (None if self.method not in SUPERVISED_STAGE
+                               else self.settings.arch if self.enhancer is None
+                               else self.enhancer.arch),
                       "pretrained": None if self.settings.pretrained is None
                       else str(self.settings.pretrained)},
         }
@@ -464,24 +527,44 @@ class RunProcessor:
         if self.training_error is not None:
             raise self.training_error
         self.enhance_pending()
-        arrays = {"enhanced": self.enhanced[:n]}
+        arrays: dict[str, np.ndarray] = {}
+        if self.enhanced is not None:
+            arrays["enhanced"] = self.enhanced[:n]
         if self.settings.reconstruct:
-            t = time.perf_counter()
-            angles = np.asarray(self.angles[:n])
-            floor = self._transmission_floor()
-            li_enh = minus_log(self.enhanced[:n], floor=floor)
-            center = find_center(li_enh, angles)
-            arrays["reconstruction"] = reconstruct(li_enh, angles, center=center)
-            del li_enh
-            arrays["reconstruction_raw"] = reconstruct(minus_log(self.raw[:n], floor=floor),
-                                                       angles, center=center)
-            md["center"] = float(center)
-            md["transmission_floor"] = floor
-            self.timings["reconstruction_s"] = time.perf_counter() - t
-            mid = arrays["reconstruction"].shape[0] // 2
-            self._show("set_slices", arrays["reconstruction_raw"][mid],
-                       arrays["reconstruction"][mid])
-        return self._finalise(md), arrays, self.enhancer.to_bytes()
+            self._reconstruct(n, md, arrays)
+        md["gates"] = json_safe(self.gates)
+        checkpoint = self.enhancer.to_bytes() if self.enhancer is not None else None
+        return self._finalise(md), arrays, checkpoint
+
+    def _reconstruct(self, n: int, md: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Raw and final reconstructions (Noise2Inverse last, where the method has it)."""
+        t = time.perf_counter()
+        angles = np.asarray(self.angles[:n])
+        floor = self._transmission_floor()
+        li_raw = minus_log(self.raw[:n], floor=floor)
+        li_src = li_raw if self.enhanced is None else minus_log(self.enhanced[:n], floor=floor)
+        center = find_center(li_src, angles)
+        arrays["reconstruction_raw"] = reconstruct(li_raw, angles, center=center)
+        source = (arrays["reconstruction_raw"] if self.enhanced is None
+                  else reconstruct(li_src, angles, center=center))
+        md["center"] = float(center)
+        md["transmission_floor"] = floor
+        self.timings["reconstruction_s"] = time.perf_counter() - t
+        if self.method in N2I_STAGE:
+            s = self.settings
+            self._show("stage", "Noise2Inverse: training on the split reconstructions")
+            volume, info, model = noise2inverse_stage(
+                li_src, angles, center, options={"seed": s.seed, **s.n2i_options},
+                filter=s.n2i_filter, device=s.device, progress=s.progress, fallback=source)
+            self.gates["noise2inverse"] = info.pop("gate")
+            md["noise2inverse"] = json_safe(info)
+            for key, value in info["timings"].items():
+                self.timings[f"noise2inverse_{key}"] = value
+            arrays["checkpoint_noise2inverse"] = np.frombuffer(model, dtype=np.uint8)
+            source = volume
+        arrays["reconstruction"] = source
+        mid = source.shape[0] // 2
+        self._show("set_slices", arrays["reconstruction_raw"][mid], source[mid])
 
     def _finalise(self, md: dict[str, Any]) -> dict[str, Any]:
         if self._bar is not None:

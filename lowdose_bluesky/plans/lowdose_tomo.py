@@ -1,4 +1,8 @@
-"""The low-dose tomography plan: darks, flats, long/short reference pairs, short rotation."""
+"""The low-dose tomography plan: darks, flats, long/short reference pairs, short rotation.
+
+With no reference angle the scan is *blind*: darks, flats and rotation at the short
+exposure only, and no ``reference`` stream.
+"""
 
 from __future__ import annotations
 
@@ -85,6 +89,12 @@ def lowdose_tomo_plan(
     - ``primary``: the short-exposure rotation, ``num_projections`` angles evenly spaced
       from ``start`` to ``stop`` inclusive.
 
+    A *blind* run (``reference_angles=()``) acquires nothing at the long exposure: darks
+    and flats are taken at the short exposure only and there is no ``reference`` stream.
+    The start document's ``lowdose["blind"]`` says which kind of run it is
+    (``lowdose["streams"]`` then lists ``dark``, ``flat`` and ``primary`` only), and
+    ``long_exposure`` and ``dose_ratio`` are still recorded as the nominal full dose.
+
     Every event holds the image (a reference to the detector's file), the rotation
     readback and the exposure time. The detector is staged once per stream, so each
     stream has its own file whose frames start at index 0. The plan is not rewindable:
@@ -106,8 +116,10 @@ def lowdose_tomo_plan(
         Distinct angles (deg, within ``[start, stop]``) of the long/short training
         pairs. One angle is accepted with a
         :class:`~lowdose_bluesky.plans.TomoScanWarning`: at least 2 are recommended.
+        An empty sequence makes a blind run (no long exposure at all).
     long_exposure, short_exposure
-        Exposure times in seconds, ``long_exposure > short_exposure > 0``.
+        Exposure times in seconds, ``long_exposure > short_exposure > 0``. In a blind
+        run ``long_exposure`` is only the nominal exposure that ``dose_ratio`` refers to.
     start, stop
         Rotation range in degrees.
     num_projections
@@ -162,7 +174,8 @@ def lowdose_tomo_plan(
             "image_key": image_key,
             "rotation_key": rotation.name,
             "exposure_key": exposure.name,
-            "streams": list(STREAMS),
+            "streams": [s for s in STREAMS if not (spec.blind and s == "reference")],
+            "blind": spec.blind,
             "angles": {"start": spec.start, "stop": spec.stop, "num": spec.num_projections},
         },
     }
@@ -187,13 +200,13 @@ def lowdose_tomo_plan(
 
     def darks() -> MsgGenerator[None]:
         yield from bps.mv(shutter, "close")
-        for t in (spec.short_exposure, spec.long_exposure):
+        for t in spec.exposures:
             yield from bps.mv(exposure, t)
             yield from take("dark", spec.num_darks)
 
     def flats() -> MsgGenerator[None]:
         yield from bps.mv(sample_x, state["sample_in"] + spec.flat_offset)
-        for t in (spec.short_exposure, spec.long_exposure):
+        for t in spec.exposures:
             yield from bps.mv(exposure, t)
             yield from take("flat", spec.num_flats)
         yield from bps.mv(sample_x, state["sample_in"])
@@ -224,7 +237,8 @@ def lowdose_tomo_plan(
             yield from bps.mv(shutter, "open")
         if spec.num_flats:
             yield from staged(flats())
-        yield from staged(references())
+        if not spec.blind:
+            yield from staged(references())
         yield from staged(rotation_scan())
         if shutter is not None:
             yield from bps.mv(shutter, "close")

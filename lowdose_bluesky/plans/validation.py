@@ -37,9 +37,14 @@ class TomoScanSpec(BaseModel):
     reference angle is accepted (:func:`validate_scan` then warns with a
     :class:`TomoScanWarning`: the enhancer learns from one long/short pair,
     which generalises poorly to the other angles; at least 2 are
-    recommended). The rotation goes from ``start`` to ``stop`` (either
-    direction) in steps of at least ``ANGLE_TOLERANCE_DEG``, so that no two
-    projections share an angle.
+    recommended). No reference angle at all (an empty sequence) makes a
+    *blind* scan (:attr:`blind`): nothing is acquired at the long exposure,
+    neither reference pairs nor long darks and flats, so the enhancer has to
+    learn from the short-exposure data alone. ``long_exposure`` is still
+    required and checked in a blind scan: it is the nominal full-dose
+    exposure that :attr:`dose_ratio` refers to. The rotation goes from
+    ``start`` to ``stop`` (either direction) in steps of at least
+    ``ANGLE_TOLERANCE_DEG``, so that no two projections share an angle.
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
@@ -63,9 +68,6 @@ class TomoScanSpec(BaseModel):
             raise ValueError(f"reference_angles must be a sequence of angles in degrees, "
                              f"got {value!r}")
         angles = tuple(_finite("reference angle", a) for a in value)
-        if not angles:
-            raise ValueError("reference_angles must hold at least one angle, got an empty "
-                             "sequence (the long/short training pairs are taken there)")
         for j, angle in enumerate(angles):
             if angle in angles[:j]:
                 raise ValueError(f"reference_angles must be distinct: reference_angles[{j}] = "
@@ -131,8 +133,20 @@ class TomoScanSpec(BaseModel):
         return np.linspace(self.start, self.stop, self.num_projections)
 
     @property
+    def blind(self) -> bool:
+        """True when no reference angle is given: no long exposure is acquired at all."""
+        return not self.reference_angles
+
+    @property
+    def exposures(self) -> tuple[float, ...]:
+        """Exposures of the dark and flat frames: short then long, or short only if blind."""
+        if self.blind:
+            return (self.short_exposure,)
+        return (self.short_exposure, self.long_exposure)
+
+    @property
     def dose_ratio(self) -> float:
-        """Long over short exposure."""
+        """Long over short exposure (nominal in a blind scan, where nothing is long)."""
         return self.long_exposure / self.short_exposure
 
 

@@ -52,7 +52,8 @@ def _at(stream: str, index: int, change: Callable[[np.ndarray], np.ndarray]) -> 
 
 def _live(client: Any, change: Change | None = None, **kwargs: Any) -> LiveEnhancer:
     """A fast LiveEnhancer (1 epoch, no reconstruction unless asked)."""
-    options = {"epochs": 1, "progress": False, "reconstruct": False, "train_options": TRAIN,
+    options = {"method": "supervised", "epochs": 1, "progress": False, "reconstruct": False,
+               "train_options": TRAIN,
                "frame_source": None if change is None else _Altered(change), **kwargs}
     return LiveEnhancer(client, **options)
 

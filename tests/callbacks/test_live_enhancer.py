@@ -19,7 +19,8 @@ from ._live import scan as _scan
 
 
 def test_result_stored_with_provenance_and_better_than_raw(tiled_client, live_RE, live_txm):
-    live = LiveEnhancer(tiled_client, epochs=8, progress=False, train_options=TRAIN)
+    live = LiveEnhancer(tiled_client, method="supervised",
+                        epochs=8, progress=False, train_options=TRAIN)
     live_RE.subscribe(live)
     # ~10 counts per pixel at the short exposure: a low-dose scan with a lot to enhance
     (uid,) = _scan(live_RE, live_txm, short_exposure=0.2, long_exposure=6.0)
@@ -49,7 +50,8 @@ def test_result_stored_with_provenance_and_better_than_raw(tiled_client, live_RE
 
 
 def test_pretrained_from_previous_result_skips_training(tiled_client, live_RE, live_txm):
-    first = LiveEnhancer(tiled_client, epochs=2, progress=False, reconstruct=False,
+    first = LiveEnhancer(tiled_client, method="supervised",
+                         epochs=2, progress=False, reconstruct=False,
                          train_options=TRAIN)
     live_RE.subscribe(first)
     _scan(live_RE, live_txm, num_projections=5)
@@ -57,7 +59,7 @@ def test_pretrained_from_previous_result_skips_training(tiled_client, live_RE, l
     first.close()
     RE = RunEngine({}, call_returns_result=False)
     subscribe_writer(RE, tiled_client, batch_size=10)
-    again = LiveEnhancer(tiled_client, pretrained=previous, skip_training=True,
+    again = LiveEnhancer(tiled_client, method="supervised", pretrained=previous, skip_training=True,
                          progress=False, reconstruct=False)
     RE.subscribe(again)
     (uid2,) = _scan(RE, live_txm, num_projections=5)
@@ -75,7 +77,7 @@ def test_failing_model_leaves_raw_run_intact_and_records_failure(
         raise RuntimeError("GPU on fire")
 
     monkeypatch.setattr("lowdose_bluesky.model.train_enhancer", broken)
-    live = LiveEnhancer(tiled_client, epochs=1, progress=False)
+    live = LiveEnhancer(tiled_client, method="supervised", epochs=1, progress=False)
     live_RE.subscribe(live)
     (uid,) = _scan(live_RE, live_txm, num_projections=5)
     with pytest.raises(RuntimeError, match="GPU on fire"):
@@ -87,7 +89,8 @@ def test_failing_model_leaves_raw_run_intact_and_records_failure(
         _ = failed.enhanced
     # the next run works again
     monkeypatch.undo()
-    live2 = LiveEnhancer(tiled_client, epochs=1, progress=False, reconstruct=False,
+    live2 = LiveEnhancer(tiled_client, method="supervised",
+                         epochs=1, progress=False, reconstruct=False,
                          train_options=TRAIN)
     RE = RunEngine({}, call_returns_result=False)
     RE.subscribe(live2)
@@ -99,7 +102,8 @@ def test_failing_model_leaves_raw_run_intact_and_records_failure(
 
 
 def test_aborted_scan_gives_incomplete_result_not_a_bogus_one(tiled_client, live_RE, live_txm):
-    live = LiveEnhancer(tiled_client, epochs=1, progress=False, train_options=TRAIN)
+    live = LiveEnhancer(tiled_client, method="supervised",
+                        epochs=1, progress=False, train_options=TRAIN)
     live_RE.subscribe(live)
     seen = {"n": 0}
 
@@ -122,7 +126,7 @@ def test_aborted_scan_gives_incomplete_result_not_a_bogus_one(tiled_client, live
 
 
 def test_run_without_flats_explains_what_is_missing(tiled_client, live_RE, live_txm):
-    live = LiveEnhancer(tiled_client, epochs=1, progress=False)
+    live = LiveEnhancer(tiled_client, method="supervised", epochs=1, progress=False)
     live_RE.subscribe(live)
     (uid,) = _scan(live_RE, live_txm, num_flats=0, num_projections=3)
     with pytest.raises(RuntimeError, match="no flat frames at exposure"):
@@ -133,7 +137,8 @@ def test_run_without_flats_explains_what_is_missing(tiled_client, live_RE, live_
 
 def test_training_ends_with_the_scan(tiled_client, live_RE, live_txm):
     # far more epochs than the scan lasts: training must stop at the stop document
-    live = LiveEnhancer(tiled_client, epochs=100_000, min_training_s=0, progress=False,
+    live = LiveEnhancer(tiled_client, method="supervised",
+                        epochs=100_000, min_training_s=0, progress=False,
                         train_options=TRAIN)
     live_RE.subscribe(live)
     (uid,) = _scan(live_RE, live_txm)
@@ -146,7 +151,8 @@ def test_training_ends_with_the_scan(tiled_client, live_RE, live_txm):
 
 
 def test_seconds_budget_reaches_train_enhancer(tiled_client, live_RE, live_txm):
-    live = LiveEnhancer(tiled_client, epochs=100_000, training_budget=0.5, progress=False,
+    live = LiveEnhancer(tiled_client, method="supervised",
+                        epochs=100_000, training_budget=0.5, progress=False,
                         train_options=TRAIN)
     live_RE.subscribe(live)
     (uid,) = _scan(live_RE, live_txm, num_projections=5)
@@ -159,7 +165,7 @@ def test_seconds_budget_reaches_train_enhancer(tiled_client, live_RE, live_txm):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux")
 def test_analysis_thread_runs_at_lower_priority(tiled_client):
     base = os.getpriority(os.PRIO_PROCESS, 0)
-    live = LiveEnhancer(tiled_client, nice=5)
+    live = LiveEnhancer(tiled_client, method="supervised", nice=5)
     deadline = time.monotonic() + 10
     while (os.getpriority(os.PRIO_PROCESS, live._worker.native_id) == base
            and time.monotonic() < deadline):
@@ -171,17 +177,17 @@ def test_analysis_thread_runs_at_lower_priority(tiled_client):
 
 def test_bad_arguments(tiled_client):
     with pytest.raises(ValueError, match="skip_training=True needs a pretrained model"):
-        LiveEnhancer(tiled_client, skip_training=True)
+        LiveEnhancer(tiled_client, method="supervised", skip_training=True)
     with pytest.raises(ValueError, match="epochs must be a positive integer, got 0"):
-        LiveEnhancer(tiled_client, epochs=0)
+        LiveEnhancer(tiled_client, method="supervised", epochs=0)
     with pytest.raises(ValueError, match="training_budget must be 'scan', a positive number "
                                          "of seconds or None, got 'forever'"):
-        LiveEnhancer(tiled_client, training_budget="forever")
+        LiveEnhancer(tiled_client, method="supervised", training_budget="forever")
     with pytest.raises(ValueError, match="min_training_s must be a number >= 0, got -1"):
-        LiveEnhancer(tiled_client, min_training_s=-1)
+        LiveEnhancer(tiled_client, method="supervised", min_training_s=-1)
     with pytest.raises(ValueError, match="nice must be an integer from 0 to 19, got 25"):
-        LiveEnhancer(tiled_client, nice=25)
-    live = LiveEnhancer(tiled_client)
+        LiveEnhancer(tiled_client, method="supervised", nice=25)
+    live = LiveEnhancer(tiled_client, method="supervised")
     with pytest.raises(RuntimeError, match="has not seen any run"):
         live.wait(timeout=1)
     live.close()
@@ -196,7 +202,8 @@ def test_pause_and_abort_do_not_break_the_callback(tiled_client, live_RE, live_t
     import threading
     import time
 
-    live = LiveEnhancer(tiled_client, epochs=1, progress=False, train_options=TRAIN)
+    live = LiveEnhancer(tiled_client, method="supervised",
+                        epochs=1, progress=False, train_options=TRAIN)
     live_RE.subscribe(live)
 
     def pause(msg):

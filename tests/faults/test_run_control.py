@@ -128,11 +128,13 @@ def test_interrupted_scan(tiled_client, RE, txm, thread_origins, how, during):
     train = {**TRAIN, "max_patches": 256, "on_epoch": lambda record: epoch_done.set()}
     if during == "training":
         # trains until the scan ends: still training when the pause comes (after epoch 1)
-        live = LiveEnhancer(tiled_client, epochs=100_000, min_training_s=0, progress=False,
+        live = LiveEnhancer(tiled_client, method="supervised",
+                            epochs=100_000, min_training_s=0, progress=False,
                             train_options=train)
     else:
         # one epoch, over when the pause comes: the worker is enhancing projections
-        live = LiveEnhancer(tiled_client, epochs=1, progress=False, train_options=train)
+        live = LiveEnhancer(tiled_client, method="supervised",
+                            epochs=1, progress=False, train_options=train)
     RE.subscribe(live)
 
     plan = lowdose_tomo_plan(txm.detector, txm.rotation, sample_x=txm.sample_x,

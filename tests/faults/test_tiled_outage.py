@@ -186,7 +186,7 @@ def test_live_result_saved_locally_when_tiled_dies_then_replayed(tmp_path, fast_
     monkeypatch.setattr(live_module, "STORE_RETRY_S", 0.1)
     data, backup = tmp_path / "data", tmp_path / "backup"
     server, port, uri, client, writer = _server_and_writer(data, backup, batch_size=5)
-    live = LiveEnhancer(client, epochs=2, progress=False, training_budget=None,
+    live = LiveEnhancer(client, method="supervised", epochs=2, progress=False, training_budget=None,
                         min_training_s=0, backup_directory=backup, train_options=TRAIN)
     txm = make_sim_txm(detector_shape=(32, 32), seed=3, flux=50.0, data_dir=data / "frames")
     RE = RunEngine()

@@ -202,7 +202,8 @@ def test_failing_detector_still_cleans_up(RE, collector, txm):
     ("kwargs", "match"),
     [
         ({"reference_angles": (30.0, 200.0)}, r"reference angles \[200.0\] lie outside"),
-        ({"reference_angles": ()}, "at least one angle"),
+        ({"reference_angles": [30.0, float("nan")]}, "reference angle must be finite"),
+        ({"reference_angles": 30.0}, "sequence"),
         ({"reference_angles": (30.0, 30.0)}, "distinct"),
         ({"reference_angles": "30"}, "sequence"),
         ({"short_exposure": 0.0}, "exposures must be > 0"),
@@ -223,6 +224,12 @@ def test_bad_arguments_raise_before_anything_moves(txm, kwargs, match):
     with pytest.raises(ValueError, match=match):
         next(plan)
     assert txm.rotation.position == 0.0 and txm.shutter.state.get() == "closed"
+
+
+@pytest.mark.parametrize("empty", [(), [], np.array([])])
+def test_empty_reference_angles_are_accepted_as_a_blind_run(txm, empty):
+    # an empty sequence is valid (a blind run, tests/plans/test_blind_scan.py): no error
+    assert next(_plan(txm, reference_angles=empty)).command == "rewindable"
 
 
 def test_flats_need_sample_stage_and_darks_need_shutter(txm):

@@ -2,7 +2,9 @@
 
 Valid arguments: the simulated messages hold exactly ``num_projections`` primary frames
 at evenly spaced, monotonic angles from ``start`` to ``stop``, one long and one short
-reference frame at each reference angle, and the dark/flat frames asked for. Invalid
+reference frame at each reference angle, and the dark/flat frames asked for (at the
+short exposure only, and nothing at the long one, in a blind scan without reference
+angles). Invalid
 arguments: a ``ValueError`` naming the problem comes out of the plan's first step, so
 not a single message (let alone one that moves something) is produced.
 """
@@ -56,11 +58,12 @@ _angles = st.floats(-360.0, 360.0, allow_nan=False, allow_subnormal=False)
 
 @st.composite
 def valid_scans(draw: st.DrawFn) -> Scan:
-    """Random valid arguments: any direction, 1-4 reference angles, optional darks/flats."""
+    """Random valid arguments: any direction, 0 (blind) to 4 reference angles, optional
+    darks/flats."""
     start = draw(_angles)
     stop = draw(_angles.filter(lambda a: abs(a - start) >= 1e-2))
     lo, hi = sorted((start, stop))
-    references = draw(st.lists(st.floats(lo, hi, allow_subnormal=False), min_size=1,
+    references = draw(st.lists(st.floats(lo, hi, allow_subnormal=False), min_size=0,
                                max_size=4, unique=True))
     short = draw(st.floats(1e-3, 10.0))
     shutter, stage = draw(st.booleans()), draw(st.booleans())
@@ -117,8 +120,16 @@ def test_valid_arguments_give_the_promised_frames(sim: SimTXM, scan: Scan) -> No
 
     references = [(a, e) for s, a, e in frames if s == "reference"]
     assert references == [(a, t) for a in kw["reference_angles"] for t in (long, short)]
+    blind = not kw["reference_angles"]
     for stream, n in (("dark", kw["num_darks"]), ("flat", kw["num_flats"])):
-        assert [e for s, _, e in frames if s == stream] == [short] * n + [long] * n
+        expected = [short] * n if blind else [short] * n + [long] * n
+        assert [e for s, _, e in frames if s == stream] == expected
+    if blind:
+        exposure = sim.detector.exposure_time
+        assert long not in [m.args[0] for m in msgs if m.command == "set" and m.obj is exposure]
+        assert "reference" not in {m.kwargs["name"] for m in msgs if m.command == "create"}
+    (start_doc,) = [m for m in msgs if m.command == "open_run"]
+    assert start_doc.kwargs["lowdose"]["blind"] is blind
     order = [s for s, _, _ in frames]
     assert order == sorted(order, key=["dark", "flat", "reference", "primary"].index)
     if scan.shutter:
@@ -165,15 +176,18 @@ def _outside(draw: st.DrawFn, scan: Scan) -> tuple[dict, str]:
 
 
 def _duplicate(draw: st.DrawFn, scan: Scan) -> tuple[dict, str]:
-    angles = scan.kwargs["reference_angles"]
+    angles = scan.kwargs["reference_angles"] or (scan.kwargs["start"],)
     again = draw(st.sampled_from(range(len(angles))))
     return ({"reference_angles": (*angles, angles[again])},
             re.escape(f"reference_angles[{len(angles)}] = {float(angles[again])} repeats "
                       f"reference_angles[{again}]"))
 
 
-def _no_reference(draw: st.DrawFn, scan: Scan) -> tuple[dict, str]:
-    return {"reference_angles": ()}, r"reference_angles must hold at least one angle"
+def _not_a_sequence(draw: st.DrawFn, scan: Scan) -> tuple[dict, str]:
+    value = draw(st.sampled_from(["30", 30.0, None, {30.0}]))
+    return ({"reference_angles": value},
+            rf"reference_angles must be a sequence of angles in degrees, got "
+            rf"{re.escape(repr(value))}")
 
 
 def _same_start_stop(draw: st.DrawFn, scan: Scan) -> tuple[dict, str]:
@@ -213,7 +227,7 @@ def _zero_offset(draw: st.DrawFn, scan: Scan) -> tuple[dict, str]:
 
 
 _MUTATIONS = [_nonfinite, _projections, _non_integer, _exposures, _outside, _duplicate,
-              _no_reference, _same_start_stop, _tiny_step, _negative_count, _missing_device,
+              _not_a_sequence, _same_start_stop, _tiny_step, _negative_count, _missing_device,
               _zero_offset]
 
 
