@@ -326,8 +326,15 @@ def report(results: dict[str, Any]) -> str:
             lines.append(f"| {key} | " + " | ".join(cells) + " |")
         secs = {m: np.mean([c["seconds"][m] for c in res["configs"].values()
                             if m in c["seconds"]]) for m in methods}
+        steps = ", ".join(
+            f"x{key}: {c['notes']['noise2inverse_gate']['steps']}/"
+            f"{c['notes']['hybrid_gate']['steps']}"
+            + ("" if c["notes"]["noise2inverse_gate"]["use_model"] else " (blind gated off)")
+            for key, c in res["configs"].items())
         lines += ["", "Cells: SSIM / PSNR dB / fine detail / seg. Mean seconds per method: "
-                  + ", ".join(f"{LABELS[m]} {v:.0f}" for m, v in secs.items()) + ".", ""]
+                  + ", ".join(f"{LABELS[m]} {v:.0f}" for m, v in secs.items())
+                  + f". Noise2Inverse optimisation steps in the budget (blind/hybrid): {steps} "
+                  "(fewer steps = the machine was busier).", ""]
     lines += goals(results)
     if "gaussian" in results:
         g = results["gaussian"]
@@ -431,6 +438,15 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def _strip(results: dict[str, Any]) -> dict[str, Any]:
+    """Keep central slices only at ratio 15 (the figure's), to keep the JSON small."""
+    for res in results["samples"].values():
+        for key, cfg in res["configs"].items():
+            if key != "15":
+                cfg.pop("slices", None)
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, nargs=2, default=[48, 128], metavar=("H", "W"))
@@ -448,7 +464,8 @@ def main() -> None:
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     if args.report_only:
-        results = json.loads(JSON.read_text())
+        results = _strip(json.loads(JSON.read_text()))
+        JSON.write_text(json.dumps(results))
     else:
         set_cpu_threads(os.cpu_count() or 1)
         started = time.perf_counter()
@@ -463,14 +480,14 @@ def main() -> None:
             results["samples"][sample] = res
             for j, ratio in enumerate(args.ratios):
                 res["configs"][f"{ratio:g}"] = run_config(scan, ratio, args, seed=10 * k + j)
-                JSON.write_text(json.dumps(_jsonable(results)))
+                JSON.write_text(json.dumps(_strip(_jsonable(results))))
         if "gaussian" not in args.skip:
             results["gaussian"] = paper_gaussian(args)
         if "timing" not in args.skip:
             results["timing"] = timing(args)
         results["total_min"] = (time.perf_counter() - started) / 60
         results["load_end"] = os.getloadavg()[0]
-        results = _jsonable(results)
+        results = _strip(_jsonable(results))
         JSON.write_text(json.dumps(results))
     FIGURES.mkdir(exist_ok=True)
     figure(results, FIGURES / "self_supervised_slices.png")

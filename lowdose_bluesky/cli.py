@@ -78,8 +78,8 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
                         help="what the analysis learns from: auto (default: the benchmark's "
                         "best; noise2inverse on a blind run), supervised (the paper's "
                         "reference pairs), noise2inverse (blind, the whole rotation) or hybrid")
-    parser.add_argument("--n2i-seconds", type=_positive_seconds, default=60.0,
-                        help="Noise2Inverse training time after the scan (default 60)")
+    parser.add_argument("--n2i-seconds", type=_positive_seconds, default=40.0,
+                        help="Noise2Inverse training time after the scan (default 40)")
 
 
 def _method_options(args: argparse.Namespace) -> dict[str, object]:

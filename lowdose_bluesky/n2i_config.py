@@ -46,7 +46,7 @@ class Noise2InverseConfig(BaseModel):
     patch_size: int = Field(64, ge=16, le=512)
     batch_size: int = Field(16, ge=1, le=1024)
     lr: float = Field(1e-3, gt=0, le=1.0)
-    max_seconds: float | None = Field(60.0, gt=0)
+    max_seconds: float | None = Field(40.0, gt=0)
     max_iterations: int | None = Field(None, ge=1)
     holdout_every: int = Field(8, ge=2)
     gate_margin: float = Field(1.0, gt=0, le=10.0)

@@ -21,7 +21,8 @@ from lowdose_bluesky.result_store import results
 from lowdose_bluesky.storage import RAW, close, connect
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-TINY = ["--size", "32", "--projections", "19", "--epochs", "2", "--no-progress"]
+TINY = ["--size", "32", "--projections", "19", "--epochs", "2", "--n2i-seconds", "2",
+        "--no-progress"]
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -147,8 +148,9 @@ def test_show_rejects_an_unknown_uid(demo_run):
 def _start_demo(argv: list[str], data: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "lowdose_bluesky.cli", "demo", "--no-progress", "--data-dir",
-         str(data), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [sys.executable, "-m", "lowdose_bluesky.cli", "demo", "--no-progress", "--n2i-seconds",
+         "2", "--data-dir", str(data), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env)
 
 
 def _interrupt_after(proc: subprocess.Popen, marker: str, delay: float,
@@ -211,7 +213,7 @@ def test_ctrl_c_during_the_scan_aborts_the_run_and_keeps_it(tmp_path):
 def test_ctrl_c_during_the_analysis_stops_training_and_keeps_the_run(tmp_path):
     data = tmp_path / "data"
     proc = _start_demo(["--size", "96", "--projections", "5", "--epochs", "10000",
-                        "--training-budget", "none"], data)
+                        "--training-budget", "none", "--method", "supervised"], data)
     out, err = _interrupt_after(proc, "waiting for the analysis", delay=2.0)
     assert proc.returncode == 130, err
     match = re.search(r"lowdose-bluesky: interrupted: analysis interrupted; the complete run "

@@ -82,7 +82,8 @@ def test_ipython_profile_scans_into_embedded_tiled_with_live_analysis(tmp_path):
     code = SCAN.format(n=19) + "\n" + "result_uid = live.wait(timeout=200)\n" + _report(
         "{'uid': uid, 'result': result_uid, 'scan_id': RE.md['scan_id'], "
         "'live': type(live).__name__, 'publisher': publisher}")
-    proc = run_profile(tmp_path, code, ipython=True, LOWDOSE_LIVE_EPOCHS="1")
+    proc = run_profile(tmp_path, code, ipython=True, LOWDOSE_LIVE_EPOCHS="1",
+                       LOWDOSE_LIVE_N2I_SECONDS="2")
     out = reported(proc)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert out["live"] == "LiveEnhancer" and out["publisher"] is None

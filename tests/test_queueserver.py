@@ -145,12 +145,18 @@ def test_queued_lowdose_tomo_plan_runs_and_is_stored_in_tiled(tmp_path, redis_po
                           shutter="shutter", num_projections=5, num_darks=1, num_flats=1,
                           reference_angles=[30.0, 120.0], long_exposure=10.0,
                           short_exposure=1.0, md={"sample": "queued"}))
+        # a blind scan: no reference pairs, nothing at the long exposure
+        RM.item_add(BPlan("lowdose_tomo_plan", "det", "rot", sample_x="sample_x",
+                          shutter="shutter", num_projections=5, num_darks=1, num_flats=1,
+                          reference_angles=[], long_exposure=10.0, short_exposure=1.0))
         RM.queue_start()
         RM.wait_for_idle(timeout=120)
-        (item,) = RM.history_get()["items"]
+        item, blind_item = RM.history_get()["items"]
         result = item["result"]
         assert result["exit_status"] == "completed", result
         (uid,) = result["run_uids"]
+        assert blind_item["result"]["exit_status"] == "completed", blind_item["result"]
+        (blind_uid,) = blind_item["result"]["run_uids"]
 
         RM.environment_close()
         RM.wait_for_idle(timeout=120)
@@ -171,5 +177,10 @@ def test_queued_lowdose_tomo_plan_runs_and_is_stored_in_tiled(tmp_path, redis_po
         frames = run["primary"]["det_image"].read()
         assert frames.shape == (5, 32, 32) and frames.max() > 0
         assert run["dark"]["det_image"].shape == (2, 32, 32)
+        blind = client[RAW][blind_uid]
+        assert blind.metadata["start"]["lowdose"]["blind"] is True
+        assert "reference" not in blind
+        assert blind["dark"]["det_image"].shape == (1, 32, 32)  # short exposure only
+        assert blind["primary"]["det_image"].shape == (5, 32, 32)
     finally:
         close(client)

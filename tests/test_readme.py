@@ -111,11 +111,11 @@ PLAN: dict[str, tuple[str, object]] = {
 #: a two-epoch network, the EPICS devices on their IOC emulator.
 SUBSTITUTIONS = [
     ("detector_shape=(128, 128)", "detector_shape=(32, 32)"),
-    ("num_projections=181))", "num_projections=9))"),
-    ("(181, 128, 128) uint16 counts", "(9, 32, 32)"),
-    ('LiveEnhancer(client, arch="unet", epochs=30)',
-     'LiveEnhancer(client, arch="unet", epochs=2, training_budget=None, progress=False, '
-     'train_options=TRAIN)'),
+    ("num_projections=181))", "num_projections=17))"),
+    ("(181, 128, 128) uint16 counts", "(17, 32, 32)"),
+    ('LiveEnhancer(client, method="auto")',
+     'LiveEnhancer(client, method="auto", arch="unet", epochs=2, training_budget=None, '
+     'progress=False, train_options=TRAIN, n2i_options={"max_seconds": 2})'),
     ('txm = make_epics_txm("my_pvs.yaml")',
      'txm = make_epics_txm(EXAMPLE_PVS, fake=True); emulate_ioc(txm, frame_shape=(16, 16))'),
     ("long_exposure=2.0, short_exposure=0.2))",
@@ -257,9 +257,11 @@ def test_python_blocks_run_in_order(tmp_path, monkeypatch):
             [SUBSTITUTIONS[i][0] for i in set(range(len(SUBSTITUTIONS))) - used])
         # what the blocks claim, checked on what they left behind
         ns = namespace
-        assert ns["frames"].shape == (9, 32, 32)
-        assert ns["res"].enhanced.shape == (9, 32, 32)
+        assert ns["frames"].shape == (17, 32, 32)
+        assert ns["res"].enhanced.shape == (17, 32, 32)
         assert ns["res"].status == "complete"
+        assert ns["res"].metadata["method"] == "hybrid"
+        assert set(ns["res"].metadata["gates"]) == {"projection", "noise2inverse"}
     finally:
         if "live" in namespace:
             namespace["live"].close()
@@ -273,7 +275,8 @@ def test_demo_command_runs(tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg"}
     out = subprocess.run(
         [sys.executable, "-m", "lowdose_bluesky.cli", "demo", "--size", "32",
-         "--projections", "9", "--epochs", "2", "--training-budget", "5", "--no-progress"],
+         "--projections", "17", "--epochs", "2", "--training-budget", "5", "--n2i-seconds",
+         "2", "--no-progress"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "PSNR" in out.stdout

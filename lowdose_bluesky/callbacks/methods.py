@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 METHODS = ("auto", "supervised", "noise2inverse", "hybrid")
 #: What ``"auto"`` runs on a run with reference pairs (chosen by
 #: ``benchmarks/self_supervised.py``; see docs/decisions/0012-self-supervised-default.md).
-DEFAULT_WITH_REFERENCES = "noise2inverse"
+DEFAULT_WITH_REFERENCES = "hybrid"
 #: Methods that train the supervised projection network on the reference pairs.
 SUPERVISED_STAGE = frozenset({"supervised", "hybrid"})
 #: Methods that end with Noise2Inverse on the reconstruction.
@@ -83,7 +84,8 @@ def resolve_method(method: str, has_references: bool, *, what: str = "this run")
 def noise2inverse_stage(line_integrals: np.ndarray, angles_deg: np.ndarray, center: float, *,
                         options: dict[str, Any] | None = None, filter: str = "parzen",
                         device: str = "auto", progress: bool = True,
-                        fallback: np.ndarray | None = None
+                        fallback: np.ndarray | None = None,
+                        stop_requested: Callable[[], bool] | None = None
                         ) -> tuple[np.ndarray, dict[str, Any], bytes]:
     """Train Noise2Inverse on one scan and return the reconstruction to keep.
 
@@ -98,6 +100,9 @@ def noise2inverse_stage(line_integrals: np.ndarray, angles_deg: np.ndarray, cent
     fallback
         The volume kept when the gate rejects the model (default: the plain
         reconstruction of all projections with ``filter``).
+    stop_requested
+        Polled during training; training ends early (the gate still decides) when it
+        returns ``True``.
 
     Returns
     -------
@@ -113,7 +118,8 @@ def noise2inverse_stage(line_integrals: np.ndarray, angles_deg: np.ndarray, cent
     subs = split_reconstructions(line_integrals, angles_deg, config.splits, center=center,
                                  filter=filter)
     t_split = time.perf_counter() - t
-    model = train_noise2inverse(subs, config, device=device, progress=progress)
+    model = train_noise2inverse(subs, config, device=device, progress=progress,
+                                stop_requested=stop_requested)
     t_train = time.perf_counter() - t - t_split
     info: dict[str, Any] = {
         "config": config.model_dump(), "filter": filter, "gate": model.gate,

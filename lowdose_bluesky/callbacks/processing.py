@@ -555,7 +555,8 @@ class RunProcessor:
             self._show("stage", "Noise2Inverse: training on the split reconstructions")
             volume, info, model = noise2inverse_stage(
                 li_src, angles, center, options={"seed": s.seed, **s.n2i_options},
-                filter=s.n2i_filter, device=s.device, progress=s.progress, fallback=source)
+                filter=s.n2i_filter, device=s.device, progress=s.progress, fallback=source,
+                stop_requested=s.train_options.get("stop_requested"))
             self.gates["noise2inverse"] = info.pop("gate")
             md["noise2inverse"] = json_safe(info)
             for key, value in info["timings"].items():

@@ -6,7 +6,8 @@
   when documents are published (the remote worker does the analysis).
 - ``LOWDOSE_LIVE_ARCH`` (``unet``), ``LOWDOSE_LIVE_EPOCHS`` (``30``), ``LOWDOSE_LIVE_DEVICE``
   (``auto``: CUDA when present), ``LOWDOSE_LIVE_PRETRAINED`` (a result uid or checkpoint path
-  to fine-tune).
+  to fine-tune), ``LOWDOSE_LIVE_METHOD`` (``auto``; ``supervised``, ``noise2inverse`` or
+  ``hybrid``), ``LOWDOSE_LIVE_N2I_SECONDS`` (``40``: Noise2Inverse training after each scan).
 
 ``live.wait()`` blocks until the last run's result is stored;
 ``lowdose_bluesky.results(client, uid)`` reads it back.
@@ -36,7 +37,10 @@ if _live_flag in _ON:
     _epochs = os.environ.get("LOWDOSE_LIVE_EPOCHS") or "30"
     if not _epochs.isdigit():
         raise ValueError(f"LOWDOSE_LIVE_EPOCHS must be a positive integer, got {_epochs!r}")
+    _n2i_seconds = float(os.environ.get("LOWDOSE_LIVE_N2I_SECONDS") or "40")
     live = LiveEnhancer(client,  # noqa: F821 (00-base.py)
+                        method=os.environ.get("LOWDOSE_LIVE_METHOD") or "auto",
+                        n2i_options={"max_seconds": _n2i_seconds},
                         arch=os.environ.get("LOWDOSE_LIVE_ARCH") or "unet",
                         epochs=int(_epochs),
                         device=os.environ.get("LOWDOSE_LIVE_DEVICE") or "auto",

@@ -98,3 +98,15 @@ def test_auto_resolves_by_references():
     assert resolve_method("hybrid", True) == "hybrid"
     with pytest.raises(ValueError, match="method='hybrid' trains on long/short"):
         resolve_method("hybrid", False)
+
+
+def test_frames_too_narrow_for_the_network(tiled_client, live_RE, live_txm):
+    live = LiveEnhancer(tiled_client, method="noise2inverse", progress=False,
+                        n2i_options={**N2I, "depth": 4})
+    live_RE.subscribe(live)
+    (uid,) = _scan(live_RE, live_txm, reference_angles=(), num_projections=17)
+    with pytest.raises(RuntimeError, match=r"frames of 32x32 give slices of 32x32, too small "
+                                           r"for the Noise2Inverse network .* at least 64"):
+        live.wait(timeout=300)
+    assert tiled_client["raw"][uid]["primary"]["det_image"].read().shape == (17, 32, 32)
+    live.close()

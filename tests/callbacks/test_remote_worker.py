@@ -31,7 +31,8 @@ def test_worker_process_stores_result(tiled_client, frames_root, tmp_path):
     log = open(tmp_path / "worker.log", "w")
     worker = subprocess.Popen(
         [sys.executable, "-m", "lowdose_bluesky.cli", "worker", "--zmq", f"127.0.0.1:{pout}",
-         "--tiled", tiled_client.embedded_server.uri, "--epochs", "2", "--no-progress"],
+         "--tiled", tiled_client.embedded_server.uri, "--epochs", "2", "--method", "supervised",
+         "--no-progress"],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     publisher = None
     try:

@@ -45,7 +45,8 @@ def test_worker_killed_mid_training_then_reprocessed(tiled_client, frames_root, 
     # trains until killed: thousands of epochs, no time budget
     worker = subprocess.Popen(
         [sys.executable, "-m", "lowdose_bluesky.cli", "worker", "--zmq", f"127.0.0.1:{pout}",
-         "--tiled", uri, "--epochs", "100000", "--training-budget", "none", "--no-progress"],
+         "--tiled", uri, "--epochs", "100000", "--training-budget", "none", "--method",
+         "supervised", "--no-progress"],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     publisher = None
     killed_at = []
@@ -93,7 +94,8 @@ def test_worker_killed_mid_training_then_reprocessed(tiled_client, frames_root, 
         results(tiled_client, uid)
 
     capsys.readouterr()
-    assert main(["reprocess", uid, "--tiled", uri, "--epochs", "2", "--no-progress"]) == 0
+    assert main(["reprocess", uid, "--tiled", uri, "--epochs", "2", "--method", "supervised",
+                 "--no-progress"]) == 0
     assert f"for run {uid}" in capsys.readouterr().out
     res = results(tiled_client, uid)
     assert res.status == "complete", res.metadata
