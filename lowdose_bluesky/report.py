@@ -315,6 +315,12 @@ def summary_lines(report: RunReport) -> list[tuple[str, str]]:
         ("result", report.result.uid),
         ("status", str(md.get("status"))),
         ("error", str(md.get("error") or "-")),
+        ("method", str(md.get("method", "supervised"))
+                   + "".join(f", {stage} {'used' if g.get('use_model') else 'NOT used (gate)'}"
+                             for stage, g in (md.get("gates") or {}).items())),
+        ("Noise2Inverse", "-" if "noise2inverse" not in md else
+         f"{_seconds(timings.get('noise2inverse_training_s'))} training, "
+         f"{md['noise2inverse'].get('config', {}).get('splits', '-')} splits"),
         ("model", f"{model.get('arch')} on {config.get('device', settings.get('device', '-'))}"
                   + (f", pretrained {model['pretrained']}" if model.get("pretrained") else "")),
         ("epochs", f"{len(history)} run of {config.get('epochs', settings.get('epochs', '-'))} "
@@ -329,7 +335,7 @@ def summary_lines(report: RunReport) -> list[tuple[str, str]]:
     ]
     for name, q in report.quality.items():
         rows.append((f"{name} reconstruction vs phantom",
-                     f"PSNR {q.psnr:.2f} dB, SSIM {q.ssim:.3f}"))
+                     f"PSNR {q.psnr:.2f} dB, SSIM {q.ssim:.3f}   fine detail {q.fine:.3f}"))
     return rows
 
 

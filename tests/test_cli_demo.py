@@ -46,11 +46,12 @@ def table_value(text: str, label: str) -> str:
     return match.group(1).strip()
 
 
-def quality(text: str, label: str) -> tuple[float, float]:
+def quality(text: str, label: str) -> tuple[float, float, float]:
     value = table_value(text, label)
-    match = re.fullmatch(r"PSNR\s+([-\d.]+) dB,?\s+SSIM ([-\d.]+)", value)
+    match = re.fullmatch(r"PSNR\s+([-\d.]+) dB,?\s+SSIM ([-\d.]+)\s+fine detail ([-\d.]+)",
+                         value)
     assert match, value
-    return float(match.group(1)), float(match.group(2))
+    return float(match.group(1)), float(match.group(2)), float(match.group(3))
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +66,8 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Path]:
 def test_demo_prints_the_table_and_writes_a_png(demo_run):
     out, err, data = demo_run
     for label in ("raw reconstruction vs phantom", "enhanced reconstruction vs phantom"):
-        psnr, ssim = quality(out, label)
-        assert 5 < psnr < 60 and 0 < ssim <= 1
+        psnr, ssim, fine = quality(out, label)
+        assert 5 < psnr < 60 and 0 < ssim <= 1 and -1 <= fine <= 1
     assert table_value(out, "dose ratio (long / short)").startswith("15 (0.75 s / 0.05 s")
     assert table_value(out, "scan").endswith("(19 projections of 32x32)")
     assert re.fullmatch(r"[\d.]+ s \(\d+ epochs, stopped: \w+\)", table_value(out, "training"))
