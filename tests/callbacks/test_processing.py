@@ -22,8 +22,8 @@ def _processor(frames):
              "reference_angles": [30.0, 120.0],
              "lowdose": {"image_key": "img", "rotation_key": "rot", "exposure_key": "exp",
                          "angles": {"start": 0.0, "stop": 180.0, "num": 3}}}
-    return RunProcessor(start, AnalysisSettings(progress=False), _ArraySource(frames),
-                        load_pretrained=None)
+    return RunProcessor(start, AnalysisSettings(method="supervised", progress=False),
+                        _ArraySource(frames), load_pretrained=None)
 
 
 def _add(proc, stream, name, exposure, index=0):
