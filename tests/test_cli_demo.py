@@ -339,3 +339,21 @@ def test_demo_table_says_whether_the_scan_was_blind(blind, start, row, tmp_path)
     text = demo_table(demo)
     assert table_value(text, "acquisition") == row
     assert table_value(text, "dose ratio (long / short)").startswith("15 (0.75 s / 0.05 s")
+
+
+@pytest.mark.slow
+def test_blind_demo_runs_self_supervised(tmp_path):
+    data = tmp_path / "data"
+    rc, out, err = run_cli(["demo", *TINY, "--blind", "--data-dir", str(data)])
+    assert rc == 0, err
+    assert table_value(out, "method").startswith("noise2inverse")
+    assert table_value(out, "acquisition").startswith("blind")
+    client = connect(directory=data / "tiled", readable_storage=[data / "frames"])
+    try:
+        res = results(client, table_value(out, "run uid"))
+        assert res.metadata["blind"] is True and res.metadata["method"] == "noise2inverse"
+        assert "enhanced" not in res.node and "reference" not in client[RAW][res.metadata[
+            "parent_uid"]]
+        assert res.reconstruction.shape == (32, 32, 32)
+    finally:
+        close(client)
