@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Noise2InverseConfig"]
+__all__ = ["MIN_PROJECTIONS_PER_SPLIT", "Noise2InverseConfig", "check_split"]
+
+#: Fewest projections one subset of angles may hold.
+MIN_PROJECTIONS_PER_SPLIT = 8
 
 
 class Noise2InverseConfig(BaseModel):
@@ -51,3 +54,26 @@ class Noise2InverseConfig(BaseModel):
     holdout_every: int = Field(8, ge=2)
     gate_margin: float = Field(1.0, gt=0, le=10.0)
     seed: int = 0
+
+    @property
+    def min_slice_side(self) -> int:
+        """Smallest slice side (pixels) the network of this depth accepts."""
+        return 4 * 2**self.depth
+
+
+def check_split(n_projections: int, splits: int) -> None:
+    """Reject a run with too few projections for ``splits`` subsets.
+
+    Raises
+    ------
+    ValueError
+        If a subset would hold fewer than :data:`MIN_PROJECTIONS_PER_SPLIT` angles.
+    """
+    if int(splits) != splits or splits < 2:
+        raise ValueError(f"splits must be an integer >= 2, got {splits!r}")
+    need = MIN_PROJECTIONS_PER_SPLIT * int(splits)
+    if n_projections < need:
+        raise ValueError(
+            f"{n_projections} projections are too few for Noise2Inverse with {splits} splits: "
+            f"each subset of angles needs at least {MIN_PROJECTIONS_PER_SPLIT}, so at least "
+            f"{need} projections are needed (acquire more, or use fewer splits, >= 2)")

@@ -131,8 +131,7 @@ class RunProcessor:
         self.method = resolve_method(settings.method, bool(start["reference_angles"]),
                                      what=f"run {start['uid']}")
         if self.method in N2I_STAGE:
-            from ..model.noise2inverse import check_split
-            from ..n2i_config import Noise2InverseConfig
+            from ..n2i_config import Noise2InverseConfig, check_split
 
             self._n2i_config = Noise2InverseConfig(**settings.n2i_options)
             check_split(self.expected_projections, self._n2i_config.splits)
@@ -251,7 +250,7 @@ class RunProcessor:
         """Reject frames smaller than the patch of a patch network trained from scratch."""
         s = self.settings
         if self.method in N2I_STAGE:
-            smallest = 4 * 2**self._n2i_config.depth
+            smallest = self._n2i_config.min_slice_side
             if shape[1] < smallest:
                 raise ValueError(
                     f"frames of {shape[0]}x{shape[1]} give slices of {shape[1]}x{shape[1]}, "
@@ -429,9 +428,11 @@ class RunProcessor:
             log.warning("run %s: the projection network (validation PSNR %.2f dB) does not "
                         "beat the raw frames (%.2f dB): the raw frames are used",
                         self.start["uid"], model, identity)
-            self.enhancer_used = False
 
-    enhancer_used = True
+    @property
+    def enhancer_used(self) -> bool:
+        """Whether the projection gate kept the network (no gate measured: it is used)."""
+        return bool(self.gates.get("projection", {}).get("use_model", True))
 
     def _budget(self, started: float) -> dict[str, Any]:
         """``train_enhancer`` options that bound training by the settings' budget."""

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..n2i_config import Noise2InverseConfig
+from ..n2i_config import MIN_PROJECTIONS_PER_SPLIT, Noise2InverseConfig, check_split
 from .augment import dihedral
 from .checkpoint import read_checkpoint, write_checkpoint
 from .runtime import resolve_device, seeded
@@ -46,8 +46,6 @@ __all__ = [
     "train_noise2inverse",
 ]
 
-#: Fewest projections one subset of angles may hold.
-MIN_PROJECTIONS_PER_SPLIT = 8
 _KIND = "noise2inverse"
 
 
@@ -57,30 +55,12 @@ def split_indices(n_projections: int, splits: int) -> list[np.ndarray]:
     return [np.arange(j, n_projections, splits) for j in range(splits)]
 
 
-def check_split(n_projections: int, splits: int) -> None:
-    """Reject a run with too few projections for ``splits`` subsets.
-
-    Raises
-    ------
-    ValueError
-        If a subset would hold fewer than :data:`MIN_PROJECTIONS_PER_SPLIT` angles.
-    """
-    if int(splits) != splits or splits < 2:
-        raise ValueError(f"splits must be an integer >= 2, got {splits!r}")
-    need = MIN_PROJECTIONS_PER_SPLIT * int(splits)
-    if n_projections < need:
-        raise ValueError(
-            f"{n_projections} projections are too few for Noise2Inverse with {splits} splits: "
-            f"each subset of angles needs at least {MIN_PROJECTIONS_PER_SPLIT}, so at least "
-            f"{need} projections are needed (acquire more, or use fewer splits, >= 2)")
-
-
 def _check_subs(subs: np.ndarray, config: Noise2InverseConfig) -> np.ndarray:
     arr = np.asarray(subs, dtype=np.float32)
     if arr.ndim != 4 or arr.shape[0] != config.splits:
         raise ValueError(
             f"sub-reconstructions must have shape (K={config.splits}, Z, Y, X), got {arr.shape}")
-    smallest = 4 * 2**config.depth
+    smallest = config.min_slice_side
     if min(arr.shape[2:]) < smallest:
         raise ValueError(
             f"slices of {arr.shape[2]}x{arr.shape[3]} are too small for the Noise2Inverse "
