@@ -36,7 +36,14 @@ def test_worker_process_stores_result(tiled_client, frames_root, tmp_path):
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     publisher = None
     try:
-        time.sleep(8)  # let the worker connect and subscribe
+        # the worker imports and connects first (slow on a loaded machine); then give its
+        # 0MQ subscription time to reach the proxy
+        ready = time.monotonic() + 120
+        while "worker listening" not in (tmp_path / "worker.log").read_text():
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+            assert time.monotonic() < ready, (tmp_path / "worker.log").read_text()
+            time.sleep(0.5)
+        time.sleep(8)
         txm = make_sim_txm(detector_shape=(32, 32), seed=5, data_dir=frames_root / "remote")
         RE = RunEngine({}, call_returns_result=False)
         subscribe_writer(RE, tiled_client, batch_size=5)
