@@ -24,8 +24,7 @@ from lowdose_bluesky.callbacks import LiveEnhancer
 from lowdose_bluesky.devices.sim import make_sim_txm
 from lowdose_bluesky.metrics import fine_detail, psnr, ssim
 from lowdose_bluesky.plans import lowdose_tomo_plan
-from lowdose_bluesky.result_store import results
-from lowdose_bluesky.storage import close, connect, subscribe_writer
+from lowdose_bluesky.storage import close, connect, results, subscribe_writer
 
 
 def run_scan(txm, client, args, live: LiveEnhancer | None) -> tuple[str, float, float]:

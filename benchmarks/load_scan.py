@@ -45,8 +45,14 @@ from matplotlib.figure import Figure
 from lowdose_bluesky.callbacks import LiveEnhancer
 from lowdose_bluesky.devices.sim import make_sim_txm
 from lowdose_bluesky.plans import lowdose_tomo_plan
-from lowdose_bluesky.result_store import UPLOAD_BLOCK_BYTES, results
-from lowdose_bluesky.storage import STREAMING_CACHE_TTL_S, close, connect, subscribe_writer
+from lowdose_bluesky.storage import (
+    STREAMING_CACHE_TTL_S,
+    UPLOAD_BLOCK_BYTES,
+    close,
+    connect,
+    results,
+    subscribe_writer,
+)
 
 SECTION = "load_scan"
 BENCH_DIR = Path(__file__).resolve().parent

@@ -4,7 +4,7 @@ Same sub-reconstructions (K = 2 interleaved halves, numba FBP, Parzen), same sam
 counting noise as ``benchmarks/self_supervised.py``. auto-denoise (``autoden`` 3.0.0,
 MIT): ``N2N`` with the ``"X:1"`` strategy (Noise2Inverse), its U-Net, trained on whole
 slices for as many epochs as fit the time budget (measured with one epoch first). This
-package: :func:`lowdose_bluesky.callbacks.methods.noise2inverse_stage` (2.5-D U-Net on
+package: :func:`lowdose_bluesky.recipes.tomography.methods.noise2inverse_stage` (2.5-D U-Net on
 crops, cosine schedule, held-out gate) with the same budget.
 
 Run: ``python benchmarks/n2i_library.py`` (about 8 minutes on 2 CPU cores).
@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _results import machine_info, write_section
 from self_supervised import Scan, score
 
-from lowdose_bluesky.callbacks.methods import noise2inverse_stage
 from lowdose_bluesky.model import set_cpu_threads
+from lowdose_bluesky.recipes.tomography.methods import noise2inverse_stage
 from lowdose_bluesky.recon import normalize, split_reconstructions
 
 

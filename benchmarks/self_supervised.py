@@ -35,13 +35,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _results import machine_info, write_section
 
 from lowdose_bluesky.baselines import AnscombeBM3D, AnscombeBM4D, MedianFilter, TVDenoiser
-from lowdose_bluesky.callbacks.methods import (
-    DEFAULT_WITH_REFERENCES,
-    noise2inverse_stage,
-)
 from lowdose_bluesky.metrics import fine_detail, psnr, ssim
 from lowdose_bluesky.model import set_cpu_threads, train_enhancer
 from lowdose_bluesky.phantoms import phantom_from_name
+from lowdose_bluesky.recipes.tomography.methods import (
+    DEFAULT_WITH_REFERENCES,
+    noise2inverse_stage,
+)
 from lowdose_bluesky.recon import minus_log, normalize, reconstruct
 
 HERE = Path(__file__).parent

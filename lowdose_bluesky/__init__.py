@@ -21,7 +21,7 @@ _LAZY = {
     "subscribe_writer": "lowdose_bluesky.storage",
     "spheres_in_cube": "lowdose_bluesky.phantoms",
     "shepp_logan_3d": "lowdose_bluesky.phantoms",
-    "results": "lowdose_bluesky.result_store",
+    "results": "lowdose_bluesky.storage",
     "LiveEnhancer": "lowdose_bluesky.callbacks",
 }
 

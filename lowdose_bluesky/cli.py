@@ -72,7 +72,7 @@ def _positive_seconds(text: str) -> float:
 
 def _add_method_options(parser: argparse.ArgumentParser) -> None:
     """--method and --n2i-seconds (the analysis method and its self-supervised budget)."""
-    from .callbacks.methods import METHODS
+    from .recipes.tomography.methods import METHODS
 
     parser.add_argument("--method", default="auto", choices=METHODS,
                         help="what the analysis learns from: auto (default: the benchmark's "
@@ -187,7 +187,7 @@ def _pretrained(text: str) -> str:
             raise argparse.ArgumentTypeError(
                 f"cannot read checkpoint file {text!r}: {exc.strerror or exc}") from None
         return str(path)
-    from .result_store import is_result_uid
+    from .storage import is_result_uid
 
     if not is_result_uid(text):
         raise argparse.ArgumentTypeError(
@@ -320,8 +320,7 @@ def _connect_where(args: argparse.Namespace) -> object:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from .replay import replay
-    from .storage import close
+    from .storage import close, replay
 
     if not args.directory.is_dir():
         raise ValueError(f"backup directory {str(args.directory)!r} does not exist or is not "
@@ -343,7 +342,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .tiled_server import mask_key, plan_server, serve
+    from .storage import mask_key, plan_server, serve
 
     root = args.data_dir.expanduser().resolve()
     if root.exists() and not root.is_dir():

@@ -1,7 +1,7 @@
 """What one low-dose run and its analysis look like: data read back from Tiled, a figure.
 
 :func:`collect_report` reads a raw run (``client["raw"][uid]``) and its newest result
-(:func:`lowdose_bluesky.result_store.results`) back from Tiled: one short-exposure
+(:func:`lowdose_bluesky.storage.results`) back from Tiled: one short-exposure
 projection, its enhanced version and the long-exposure reference frame at the same angle
 (flat- and dark-field corrected with the run's own flats and darks at the matching
 exposure), the central reconstructed slices, the training history and, for a simulated
@@ -21,8 +21,7 @@ import numpy as np
 
 from .metrics import fine_detail, psnr, ssim
 from .recon import normalize
-from .result_store import LowDoseResult, results
-from .storage import RAW
+from .storage import RAW, LowDoseResult, results
 
 __all__ = [
     "Quality",

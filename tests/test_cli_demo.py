@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from lowdose_bluesky.cli import main
-from lowdose_bluesky.result_store import results
-from lowdose_bluesky.storage import RAW, close, connect
+from lowdose_bluesky.storage import RAW, close, connect, results
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TINY = ["--size", "32", "--projections", "19", "--epochs", "2", "--n2i-seconds", "2",
@@ -283,7 +282,7 @@ def test_run_demo_checks_its_arguments_before_doing_anything(options, message, t
 
 def test_new_modules_keep_torch_out_until_the_demo_runs():
     code = ("import sys, lowdose_bluesky.cli, lowdose_bluesky.demo, lowdose_bluesky.report, "
-            "lowdose_bluesky.tiled_server; print('torch' in sys.modules)")
+            "lowdose_bluesky.storage.server; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr

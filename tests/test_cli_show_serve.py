@@ -16,8 +16,15 @@ import httpx
 import pytest
 
 from lowdose_bluesky.cli import main
-from lowdose_bluesky.storage import API_KEY_ENV, RAW, close, connect
-from lowdose_bluesky.tiled_server import is_loopback, mask_key, plan_server
+from lowdose_bluesky.storage import (
+    API_KEY_ENV,
+    RAW,
+    close,
+    connect,
+    is_loopback,
+    mask_key,
+    plan_server,
+)
 
 KEY = "k3yfortests0123456789abcdef"
 

@@ -82,7 +82,7 @@ def test_no_growth_per_frame_beyond_the_stacks(tmp_path):
 def test_finished_runs_leave_nothing_in_the_frame_source(tiled_client, stored_txm):
     RE = RunEngine({}, call_returns_result=False)
     subscribe_writer(RE, tiled_client, batch_size=10)
-    live = LiveEnhancer(tiled_client, method="supervised",
+    live = LiveEnhancer(tiled_client, process=False, method="supervised",
                         epochs=1, progress=False, reconstruct=False,
                         train_options=TRAIN)
     RE.subscribe(live)

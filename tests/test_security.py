@@ -166,11 +166,12 @@ def test_serve_without_host_listens_on_loopback_only_and_wants_the_key(
         tmp_path, monkeypatch, capsys, debug_logs, restore_server_logging):
     import uvicorn
 
-    from lowdose_bluesky import storage, tiled_server
+    from lowdose_bluesky.storage import server as server_module
+    from lowdose_bluesky.storage import tiled as storage_tiled
 
-    # tiled keeps one single-user key per process (see storage.py): an in-process server
-    # with another key would lock the session's embedded server out
-    key = storage._PROCESS_API_KEY
+    # tiled keeps one single-user key per process (see storage/tiled.py): an in-process
+    # server with another key would lock the session's embedded server out
+    key = storage_tiled._PROCESS_API_KEY
     monkeypatch.setenv(API_KEY_ENV, key)
     servers, sockets = [], []
 
@@ -179,9 +180,9 @@ def test_serve_without_host_listens_on_loopback_only_and_wants_the_key(
             super().__init__(*args, **kwargs)
             servers.append(self)
 
-    bind = tiled_server._bind
+    bind = server_module._bind
     monkeypatch.setattr(uvicorn, "Server", Recorded)
-    monkeypatch.setattr(tiled_server, "_bind",
+    monkeypatch.setattr(server_module, "_bind",
                         lambda host, port: sockets.append(bind(host, port)) or sockets[-1])
     data = tmp_path / "data"
     status = {}
@@ -214,7 +215,7 @@ def test_serve_without_host_listens_on_loopback_only_and_wants_the_key(
 
 
 def test_serve_keeps_its_access_log_private(tmp_path):
-    from lowdose_bluesky.tiled_server import _log_config
+    from lowdose_bluesky.storage.server import _log_config
 
     log = tmp_path / "access.log"
     log.write_text("earlier line\n")
@@ -339,7 +340,7 @@ def scanned_files() -> list[Path]:
 def test_no_api_key_is_hardcoded_in_the_package_profile_or_readme():
     files = scanned_files()
     names = {p.relative_to(ROOT).as_posix() for p in files}
-    assert {"README.md", "lowdose_bluesky/storage.py", "lowdose_bluesky/cli.py",
+    assert {"README.md", "lowdose_bluesky/storage/tiled.py", "lowdose_bluesky/cli.py",
             "profile_collection/startup/00-base.py", "profile_collection/README.md"} <= names
     found = {p.relative_to(ROOT).as_posix(): hits for p in files
              if (hits := hardcoded_keys(p.read_text(errors="replace")))}
@@ -464,7 +465,7 @@ def test_pickled_checkpoints_are_refused_everywhere_without_running_their_code(
         with pytest.raises(ValueError, match=r"^checkpoint data: not an Enhancer checkpoint"):
             load()
     with pytest.raises(ValueError) as info:
-        LiveEnhancer(None, method="supervised", pretrained=str(path))
+        LiveEnhancer(None, process=False, method="supervised", pretrained=str(path))
     assert str(info.value).startswith("pretrained " + said + problem)
     with pytest.raises(SystemExit) as exit_info:
         main([*WORKER, "--pretrained", str(path)])
@@ -503,7 +504,7 @@ def test_live_enhancer_and_worker_name_a_bad_checkpoint_file_before_starting(
 
     before = workers()
     with pytest.raises(ValueError) as info:
-        LiveEnhancer(tiled_client, method="supervised", pretrained=path)
+        LiveEnhancer(tiled_client, process=False, method="supervised", pretrained=path)
     assert str(info.value).startswith("pretrained " + digest)
     assert workers() == before  # refused before its worker thread started
     with pytest.raises(SystemExit):
@@ -512,13 +513,15 @@ def test_live_enhancer_and_worker_name_a_bad_checkpoint_file_before_starting(
     with pytest.raises(ValueError, match=r"^pretrained must be an Enhancer, an existing "
                        r"checkpoint file or a result uid \(8-4-4-4-12 hex digits\), got "
                        r"'no-such-model.safetensors': no such file, and not a uid$"):
-        LiveEnhancer(tiled_client, method="supervised", pretrained="no-such-model.safetensors")
+        LiveEnhancer(tiled_client, process=False, method="supervised",
+                     pretrained="no-such-model.safetensors")
     with pytest.raises(ValueError, match=r"pretrained must be .*, got a dict"):
-        LiveEnhancer(tiled_client, method="supervised", pretrained={"weights": 1})
+        LiveEnhancer(tiled_client, process=False, method="supervised", pretrained={"weights": 1})
     # a good file, and a uid (looked up when a run is analysed), are accepted
     path.write_bytes(checkpoint_bytes)
     for spec in (path, str(path), UID):
-        LiveEnhancer(tiled_client, method="supervised", pretrained=spec, progress=False).close()
+        LiveEnhancer(tiled_client, process=False, method="supervised", pretrained=spec,
+                     progress=False).close()
     args = build_parser().parse_args([*WORKER, "--pretrained", str(path)])
     assert args.pretrained == str(path)
 
@@ -526,10 +529,10 @@ def test_live_enhancer_and_worker_name_a_bad_checkpoint_file_before_starting(
 def test_a_bad_stored_checkpoint_is_named_by_its_result(checkpoint_bytes, tmp_path,
                                                         tiled_client):
     from lowdose_bluesky.callbacks import LiveEnhancer
-    from lowdose_bluesky.result_store import write_result
+    from lowdose_bluesky.storage import write_result
 
     marker = tmp_path / "marker"
-    live = LiveEnhancer(tiled_client, method="supervised", progress=False)
+    live = LiveEnhancer(tiled_client, process=False, method="supervised", progress=False)
     try:
         for data, problem in ((flipped(checkpoint_bytes), "corrupted Enhancer checkpoint: "
                                "SHA-256 digest does not match"),

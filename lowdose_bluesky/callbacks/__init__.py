@@ -1,8 +1,8 @@
-"""Live Bluesky callbacks: train, enhance and reconstruct while the scan runs."""
+"""Live Bluesky callbacks: the live engine (:class:`LiveEnhancer`) and its figure."""
 
 from typing import Any
 
-from .frame_source import FileFrameSource, FrameRef, FrameSource, TiledFrameSource
+from ..engine import FileFrameSource, FrameRef, FrameSource, TiledFrameSource
 from .live_enhancer import LiveEnhancer, ResultNotStored
 
 __all__ = ["FileFrameSource", "FrameRef", "FrameSource", "LiveEnhancer", "LiveFigure",

@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 from bluesky.callbacks.zmq import Publisher, RemoteDispatcher
 
-from ..storage import _redact, connect
-from .frame_source import TiledFrameSource
+from ..engine import TiledFrameSource
+from ..storage import connect
+from ..storage.tiled import _redact
 from .live_enhancer import LiveEnhancer
 
 __all__ = ["deserialize_document", "make_dispatcher", "make_publisher", "parse_address",
@@ -107,7 +108,7 @@ def run_worker(zmq_address: str, tiled_uri: str, *, frame_timeout: float = 300.0
     address = parse_address(zmq_address)
     client = connect(tiled_uri)
     source = TiledFrameSource(client, timeout=frame_timeout)
-    live = LiveEnhancer(client, frame_source=source, **live_options)
+    live = LiveEnhancer(client, frame_source=source, process=False, **live_options)
     dispatcher = make_dispatcher(address)
     dispatcher.subscribe(live)
 

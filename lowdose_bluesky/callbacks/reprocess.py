@@ -18,8 +18,8 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from ..engine import TiledFrameSource
 from ..storage import RAW
-from .frame_source import TiledFrameSource
 from .live_enhancer import LiveEnhancer
 
 __all__ = ["reprocess", "stored_run_documents"]
@@ -99,6 +99,7 @@ def reprocess(client: Any, run_uid: str, *, timeout: float | None = None,
     """
     live_options.setdefault("training_budget", None)
     live_options.setdefault("frame_source", TiledFrameSource(client, timeout=30.0))
+    live_options.setdefault("process", False)
     live = LiveEnhancer(client, **live_options)
     try:
         for name, doc in stored_run_documents(client, run_uid):

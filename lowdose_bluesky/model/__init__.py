@@ -28,7 +28,7 @@ from .noise2inverse import (
 )
 from .normalisation import Normalisation
 from .runtime import set_cpu_threads
-from .training import train_enhancer
+from .training import fine_tune, train_enhancer
 from .unet import UNet
 from .yang2018 import Yang2018Net
 
@@ -47,6 +47,7 @@ __all__ = [
     "build_network",
     "check_split",
     "extract_patches",
+    "fine_tune",
     "hann_window",
     "inverse_psnr_loss",
     "psnr",

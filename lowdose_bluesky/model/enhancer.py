@@ -1,4 +1,4 @@
-"""The trained enhancer: inference, fine-tuning and (de)serialisation."""
+"""The trained enhancer: inference and (de)serialisation (fine-tuning: ``training.py``)."""
 
 from __future__ import annotations
 
@@ -31,21 +31,6 @@ __all__ = ["Enhancer"]
 _PIXELS_PER_BATCH = 2**16
 #: Patches per forward pass of a patch network.
 _PATCHES_PER_BATCH = 1024
-#: Training hyper-parameters reused by :meth:`Enhancer.fine_tune`.
-_TRAINING_KEYS = (
-    "patch_size",
-    "stride",
-    "epochs",
-    "batch_size",
-    "lr",
-    "loss",
-    "seed",
-    "augment",
-    "val_fraction",
-    "patience",
-    "max_patches",
-    "max_seconds",
-)
 
 
 def _mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str:
@@ -237,42 +222,6 @@ class Enhancer:
             [self._forward(part) for part in torch.split(patches, _PATCHES_PER_BATCH)]
         )
         return blend_patches(processed, layout, window, window_sum(layout, window))
-
-    # ----------------------------------------------------------------- training
-    def fine_tune(
-        self, low: np.ndarray, high: np.ndarray, *, epochs: int | None = None, **kwargs: Any
-    ) -> Enhancer:
-        """Continue training from these weights on new pairs; return a new Enhancer.
-
-        Parameters
-        ----------
-        low, high
-            New short/long exposure pairs, as for
-            :func:`~lowdose_bluesky.model.train_enhancer`.
-        epochs
-            Epochs to train (default: as in :attr:`config`).
-        **kwargs
-            Other :func:`~lowdose_bluesky.model.train_enhancer` arguments;
-            by default the hyper-parameters in :attr:`config` are reused.
-
-        Returns
-        -------
-        Enhancer
-            A new object; ``self`` is not modified. Its normalisation is fitted
-            to the new pairs.
-        """
-        from .training import train_enhancer
-
-        params = {k: self._config[k] for k in _TRAINING_KEYS if k in self._config}
-        if self.patch_size is not None:
-            params["patch_size"] = self.patch_size
-            if self._config.get("inference_stride"):
-                params["inference_stride"] = self._config["inference_stride"]
-        if epochs is not None:
-            params["epochs"] = epochs
-        params.setdefault("device", self._device)
-        params.update(kwargs)
-        return train_enhancer(low, high, arch=self._arch, init=self, **params)
 
     # ------------------------------------------------------------ serialisation
     def to_bytes(self) -> bytes:

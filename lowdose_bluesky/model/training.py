@@ -33,9 +33,24 @@ from .normalisation import Normalisation
 from .patches import PatchSet, sample_training_patches
 from .runtime import resolve_device, seeded
 
-__all__ = ["train_enhancer"]
+__all__ = ["fine_tune", "train_enhancer"]
 
 _EVAL_BATCH = 1024
+#: Training hyper-parameters of an Enhancer's config reused by :func:`fine_tune`.
+_TRAINING_KEYS = (
+    "patch_size",
+    "stride",
+    "epochs",
+    "batch_size",
+    "lr",
+    "loss",
+    "seed",
+    "augment",
+    "val_fraction",
+    "patience",
+    "max_patches",
+    "max_seconds",
+)
 
 
 def _resolve_init(init: Any, device: torch.device) -> Enhancer | None:
@@ -96,6 +111,7 @@ def train_enhancer(
     inference_stride: int | None = None,
     stop_requested: Callable[[], bool] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_best: Callable[[Enhancer], None] | None = None,
 ) -> Enhancer:
     """Train a network mapping short-exposure frames to long-exposure frames.
 
@@ -161,6 +177,11 @@ def train_enhancer(
     on_epoch
         Called with each epoch's record as soon as the epoch is done (for
         live feedback); exceptions in it propagate.
+    on_best
+        Called with a snapshot :class:`Enhancer` (an independent copy) each time the
+        validation PSNR improves, from the training thread: a live analysis enhances
+        frames with the best model so far while training goes on. Its config holds
+        ``best_val_psnr``, ``baseline_val_psnr`` and ``best_epoch``.
 
     Returns
     -------
@@ -187,7 +208,8 @@ def train_enhancer(
     stride = _optional(stride, "stride", check_positive_int) or 1
     patch_size = _optional(patch_size, "patch_size", check_positive_int)
     inference_stride = _optional(inference_stride, "inference_stride", check_positive_int)
-    for name, hook in (("stop_requested", stop_requested), ("on_epoch", on_epoch)):
+    for name, hook in (("stop_requested", stop_requested), ("on_epoch", on_epoch),
+                       ("on_best", on_best)):
         if hook is not None and not callable(hook):
             raise ValueError(f"{name} must be a callable or None; got {hook!r}")
     if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
@@ -283,7 +305,25 @@ def train_enhancer(
     if arch in PATCH_ARCHS:
         config["inference_stride"] = inference_stride or max(1, patch // 2)
 
-    hooks = _Hooks(stop_requested, on_epoch)
+    snapshot = None
+    if on_best is not None:
+        history_before = list(base.history) if base is not None else []
+
+        def snapshot(state: dict[str, torch.Tensor], history: list[dict[str, Any]],
+                     baseline: float | None) -> None:
+            copy_net = copy.deepcopy(network)
+            copy_net.load_state_dict(state)
+            record = history[-1]
+            on_best(Enhancer(copy_net, arch=arch, normalisation=normalisation,
+                             network_options=options,
+                             config={**config, "best_val_psnr": record["val_psnr"],
+                                     "baseline_val_psnr": baseline,
+                                     "best_epoch": len(history_before) + record["epoch"],
+                                     "stopped": "snapshot"},
+                             history=history_before + [dict(h) for h in history],
+                             device=torch_device))
+
+    hooks = _Hooks(stop_requested, on_epoch, snapshot)
     with seeded(int(seed), torch_device):  # dropout
         history, summary = _fit(
             network, patches, config, get_loss(loss), rng, torch_device, progress, hooks
@@ -304,12 +344,52 @@ def train_enhancer(
     )
 
 
+def fine_tune(
+    enhancer: Enhancer, low: np.ndarray, high: np.ndarray, *, epochs: int | None = None,
+    **kwargs: Any,
+) -> Enhancer:
+    """Continue training from these weights on new pairs; return a new Enhancer.
+
+    Parameters
+    ----------
+    enhancer
+        The trained :class:`~lowdose_bluesky.model.Enhancer` to start from.
+    low, high
+        New short/long exposure pairs, as for
+        :func:`~lowdose_bluesky.model.train_enhancer`.
+    epochs
+        Epochs to train (default: as in :attr:`Enhancer.config`).
+    **kwargs
+        Other :func:`~lowdose_bluesky.model.train_enhancer` arguments;
+        by default the hyper-parameters in :attr:`Enhancer.config` are reused.
+
+    Returns
+    -------
+    Enhancer
+        A new object; ``enhancer`` is not modified. Its normalisation is fitted
+        to the new pairs.
+    """
+    config = enhancer.config
+    params = {k: config[k] for k in _TRAINING_KEYS if k in config}
+    if enhancer.patch_size is not None:
+        params["patch_size"] = enhancer.patch_size
+        if config.get("inference_stride"):
+            params["inference_stride"] = config["inference_stride"]
+    if epochs is not None:
+        params["epochs"] = epochs
+    params.setdefault("device", enhancer.device)
+    params.update(kwargs)
+    return train_enhancer(low, high, arch=enhancer.arch, init=enhancer, **params)
+
+
 @dataclass(frozen=True)
 class _Hooks:
     """Caller hooks of the optimisation loop (see :func:`train_enhancer`)."""
 
     stop_requested: Callable[[], bool] | None = None
     on_epoch: Callable[[dict[str, Any]], None] | None = None
+    on_best: Callable[[dict[str, torch.Tensor], list[dict[str, Any]], float | None], None] | None \
+        = None
 
 
 def _fit(
@@ -390,6 +470,8 @@ def _fit(
                 best_psnr = -math.inf if val_psnr is None else val_psnr
                 best_epoch, waited = epoch, 0
                 best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+                if hooks.on_best is not None:
+                    hooks.on_best(best_state, history, baseline)
             else:
                 waited += 1
             if stopped in ("max_seconds", "requested"):

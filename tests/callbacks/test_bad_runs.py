@@ -18,8 +18,8 @@ import pytest
 
 from lowdose_bluesky import results
 from lowdose_bluesky.callbacks import LiveEnhancer
-from lowdose_bluesky.callbacks.frame_source import FileFrameSource, FrameRef
 from lowdose_bluesky.devices.sim import SimTXM, make_sim_txm
+from lowdose_bluesky.engine import FileFrameSource, FrameRef
 from lowdose_bluesky.plans import TomoScanWarning
 from lowdose_bluesky.storage import RAW
 
@@ -55,7 +55,7 @@ def _live(client: Any, change: Change | None = None, **kwargs: Any) -> LiveEnhan
     options = {"method": "supervised", "epochs": 1, "progress": False, "reconstruct": False,
                "train_options": TRAIN,
                "frame_source": None if change is None else _Altered(change), **kwargs}
-    return LiveEnhancer(client, **options)
+    return LiveEnhancer(client, process=False, **options)
 
 
 def _failure(client: Any, live: LiveEnhancer, uid: str, n_primary: int = 5) -> str:
@@ -190,7 +190,7 @@ def test_saturated_primary_frames_are_a_recorded_warning(tiled_client, live_RE, 
             frame[: 4 * ref["index"]] = 65535
         return frame
 
-    caplog.set_level(logging.WARNING, logger="lowdose_bluesky.callbacks.processing")
+    caplog.set_level(logging.WARNING, logger="lowdose_bluesky.recipes.tomography.analysis")
     live = _live(tiled_client, saturate, reconstruct=True)
     uid = _run(tiled_client, live_RE, live_txm, live)
     live.wait(timeout=300)
@@ -289,7 +289,7 @@ def test_run_without_darks(tiled_client, live_RE, live_txm) -> None:
     uid = _run(tiled_client, live_RE, live_txm, live, num_darks=0)
     assert _failure(tiled_client, live, uid) == (
         f"run {uid} has no dark frames at exposure 1.0 s (darks at [] s, flats at [1.0, 30.0] "
-        "s): flat-field correction needs dark and flat frames at both exposures; to acquire "
+        "s): flat-field correction needs dark and flat frames at every exposure; to acquire "
         "them pass shutter=<the shutter> and num_darks >= 1 to lowdose_tomo_plan")
 
 
@@ -298,7 +298,7 @@ def test_run_without_darks_or_flats(tiled_client, live_RE, live_txm) -> None:
     uid = _run(tiled_client, live_RE, live_txm, live, num_darks=0, num_flats=0)
     assert _failure(tiled_client, live, uid) == (
         f"run {uid} has no dark and no flat frames at exposure 1.0 s (darks at [] s, flats at "
-        "[] s): flat-field correction needs dark and flat frames at both exposures; to acquire "
+        "[] s): flat-field correction needs dark and flat frames at every exposure; to acquire "
         "them pass shutter=<the shutter> and num_darks >= 1 and pass sample_x=<the sample "
         "stage> and num_flats >= 1 to lowdose_tomo_plan")
 

@@ -19,7 +19,7 @@ from ._live import scan as _scan
 
 
 def test_result_stored_with_provenance_and_better_than_raw(tiled_client, live_RE, live_txm):
-    live = LiveEnhancer(tiled_client, method="supervised",
+    live = LiveEnhancer(tiled_client, method="supervised",  # the default: its own process
                         epochs=8, progress=False, train_options=TRAIN)
     live_RE.subscribe(live)
     # ~10 counts per pixel at the short exposure: a low-dose scan with a lot to enhance
@@ -50,7 +50,7 @@ def test_result_stored_with_provenance_and_better_than_raw(tiled_client, live_RE
 
 
 def test_pretrained_from_previous_result_skips_training(tiled_client, live_RE, live_txm):
-    first = LiveEnhancer(tiled_client, method="supervised",
+    first = LiveEnhancer(tiled_client, process=False, method="supervised",
                          epochs=2, progress=False, reconstruct=False,
                          train_options=TRAIN)
     live_RE.subscribe(first)
@@ -59,8 +59,8 @@ def test_pretrained_from_previous_result_skips_training(tiled_client, live_RE, l
     first.close()
     RE = RunEngine({}, call_returns_result=False)
     subscribe_writer(RE, tiled_client, batch_size=10)
-    again = LiveEnhancer(tiled_client, method="supervised", pretrained=previous, skip_training=True,
-                         progress=False, reconstruct=False)
+    again = LiveEnhancer(tiled_client, process=False, method="supervised", pretrained=previous,
+                         skip_training=True, progress=False, reconstruct=False)
     RE.subscribe(again)
     (uid2,) = _scan(RE, live_txm, num_projections=5)
     result_uid = again.wait(timeout=600)  # the result exists only once the analysis is done
@@ -77,7 +77,7 @@ def test_failing_model_leaves_raw_run_intact_and_records_failure(
         raise RuntimeError("GPU on fire")
 
     monkeypatch.setattr("lowdose_bluesky.model.train_enhancer", broken)
-    live = LiveEnhancer(tiled_client, method="supervised", epochs=1, progress=False)
+    live = LiveEnhancer(tiled_client, process=False, method="supervised", epochs=1, progress=False)
     live_RE.subscribe(live)
     (uid,) = _scan(live_RE, live_txm, num_projections=5)
     with pytest.raises(RuntimeError, match="GPU on fire"):
@@ -89,7 +89,7 @@ def test_failing_model_leaves_raw_run_intact_and_records_failure(
         _ = failed.enhanced
     # the next run works again
     monkeypatch.undo()
-    live2 = LiveEnhancer(tiled_client, method="supervised",
+    live2 = LiveEnhancer(tiled_client, process=False, method="supervised",
                          epochs=1, progress=False, reconstruct=False,
                          train_options=TRAIN)
     RE = RunEngine({}, call_returns_result=False)
@@ -102,7 +102,7 @@ def test_failing_model_leaves_raw_run_intact_and_records_failure(
 
 
 def test_aborted_scan_gives_incomplete_result_not_a_bogus_one(tiled_client, live_RE, live_txm):
-    live = LiveEnhancer(tiled_client, method="supervised",
+    live = LiveEnhancer(tiled_client, process=False, method="supervised",
                         epochs=1, progress=False, train_options=TRAIN)
     live_RE.subscribe(live)
     seen = {"n": 0}
@@ -126,7 +126,7 @@ def test_aborted_scan_gives_incomplete_result_not_a_bogus_one(tiled_client, live
 
 
 def test_run_without_flats_explains_what_is_missing(tiled_client, live_RE, live_txm):
-    live = LiveEnhancer(tiled_client, method="supervised", epochs=1, progress=False)
+    live = LiveEnhancer(tiled_client, process=False, method="supervised", epochs=1, progress=False)
     live_RE.subscribe(live)
     (uid,) = _scan(live_RE, live_txm, num_flats=0, num_projections=3)
     with pytest.raises(RuntimeError, match="no flat frames at exposure"):
@@ -137,7 +137,7 @@ def test_run_without_flats_explains_what_is_missing(tiled_client, live_RE, live_
 
 def test_training_ends_with_the_scan(tiled_client, live_RE, live_txm):
     # far more epochs than the scan lasts: training must stop at the stop document
-    live = LiveEnhancer(tiled_client, method="supervised",
+    live = LiveEnhancer(tiled_client, process=False, method="supervised",
                         epochs=100_000, min_training_s=0, progress=False,
                         train_options=TRAIN)
     live_RE.subscribe(live)
@@ -151,7 +151,7 @@ def test_training_ends_with_the_scan(tiled_client, live_RE, live_txm):
 
 
 def test_seconds_budget_reaches_train_enhancer(tiled_client, live_RE, live_txm):
-    live = LiveEnhancer(tiled_client, method="supervised",
+    live = LiveEnhancer(tiled_client, process=False, method="supervised",
                         epochs=100_000, training_budget=0.5, progress=False,
                         train_options=TRAIN)
     live_RE.subscribe(live)
@@ -163,31 +163,34 @@ def test_seconds_budget_reaches_train_enhancer(tiled_client, live_RE, live_txm):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux")
-def test_analysis_thread_runs_at_lower_priority(tiled_client):
+@pytest.mark.parametrize("process", [False, True])
+def test_analysis_runs_at_lower_priority(tiled_client, process):
     base = os.getpriority(os.PRIO_PROCESS, 0)
-    live = LiveEnhancer(tiled_client, method="supervised", nice=5)
-    deadline = time.monotonic() + 10
-    while (os.getpriority(os.PRIO_PROCESS, live._worker.native_id) == base
+    live = LiveEnhancer(tiled_client, process=process, method="supervised", nice=5)
+    # the worker thread of this process, or the analysis process
+    target = live.pid if process else live.worker.thread.native_id
+    deadline = time.monotonic() + 30
+    while (os.getpriority(os.PRIO_PROCESS, target) == base
            and time.monotonic() < deadline):
         time.sleep(0.01)
-    assert os.getpriority(os.PRIO_PROCESS, live._worker.native_id) == min(19, base + 5)
+    assert os.getpriority(os.PRIO_PROCESS, target) == min(19, base + 5)
     assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the calling thread is unchanged
     live.close()
 
 
 def test_bad_arguments(tiled_client):
     with pytest.raises(ValueError, match="skip_training=True needs a pretrained model"):
-        LiveEnhancer(tiled_client, method="supervised", skip_training=True)
+        LiveEnhancer(tiled_client, process=False, method="supervised", skip_training=True)
     with pytest.raises(ValueError, match="epochs must be a positive integer, got 0"):
-        LiveEnhancer(tiled_client, method="supervised", epochs=0)
+        LiveEnhancer(tiled_client, process=False, method="supervised", epochs=0)
     with pytest.raises(ValueError, match="training_budget must be 'scan', a positive number "
                                          "of seconds or None, got 'forever'"):
-        LiveEnhancer(tiled_client, method="supervised", training_budget="forever")
+        LiveEnhancer(tiled_client, process=False, method="supervised", training_budget="forever")
     with pytest.raises(ValueError, match="min_training_s must be a number >= 0, got -1"):
-        LiveEnhancer(tiled_client, method="supervised", min_training_s=-1)
+        LiveEnhancer(tiled_client, process=False, method="supervised", min_training_s=-1)
     with pytest.raises(ValueError, match="nice must be an integer from 0 to 19, got 25"):
-        LiveEnhancer(tiled_client, method="supervised", nice=25)
-    live = LiveEnhancer(tiled_client, method="supervised")
+        LiveEnhancer(tiled_client, process=False, method="supervised", nice=25)
+    live = LiveEnhancer(tiled_client, process=False, method="supervised")
     with pytest.raises(RuntimeError, match="has not seen any run"):
         live.wait(timeout=1)
     live.close()
@@ -202,7 +205,7 @@ def test_pause_and_abort_do_not_break_the_callback(tiled_client, live_RE, live_t
     import threading
     import time
 
-    live = LiveEnhancer(tiled_client, method="supervised",
+    live = LiveEnhancer(tiled_client, process=False, method="supervised",
                         epochs=1, progress=False, train_options=TRAIN)
     live_RE.subscribe(live)
 

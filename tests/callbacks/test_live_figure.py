@@ -71,7 +71,7 @@ def test_bad_interval():
 def test_live_run_writes_the_figure(tiled_client, live_RE, live_txm, tmp_path):
     path = tmp_path / "live.png"
     figure = LiveFigure(path, min_interval=0)
-    live = LiveEnhancer(tiled_client, method="supervised",
+    live = LiveEnhancer(tiled_client, process=False, method="supervised",
                         epochs=3, training_budget=None, progress=False, figure=figure,
                         train_options=TRAIN)
     live_RE.subscribe(live)

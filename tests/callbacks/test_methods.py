@@ -5,8 +5,8 @@ import pytest
 
 from lowdose_bluesky import results
 from lowdose_bluesky.callbacks import LiveEnhancer
-from lowdose_bluesky.callbacks.methods import DEFAULT_WITH_REFERENCES, resolve_method
 from lowdose_bluesky.model import Noise2InverseDenoiser
+from lowdose_bluesky.recipes.tomography.methods import DEFAULT_WITH_REFERENCES, resolve_method
 
 from ._live import TRAIN
 from ._live import scan as _scan
@@ -17,7 +17,7 @@ N2I = {"max_seconds": None, "max_iterations": 60, "base_channels": 8, "patch_siz
 
 
 def test_blind_run_trains_self_supervised_only(tiled_client, live_RE, live_txm):
-    live = LiveEnhancer(tiled_client, progress=False, n2i_options=N2I)
+    live = LiveEnhancer(tiled_client, process=False, progress=False, n2i_options=N2I)
     live_RE.subscribe(live)
     (uid,) = _scan(live_RE, live_txm, reference_angles=(), short_exposure=0.2)
     live.wait(timeout=600)
@@ -42,7 +42,7 @@ def test_blind_run_trains_self_supervised_only(tiled_client, live_RE, live_txm):
 
 
 def test_hybrid_gates_both_stages(tiled_client, live_RE, live_txm):
-    live = LiveEnhancer(tiled_client, method="hybrid", epochs=2, progress=False,
+    live = LiveEnhancer(tiled_client, process=False, method="hybrid", epochs=2, progress=False,
                         training_budget=None, train_options=TRAIN, n2i_options=N2I)
     live_RE.subscribe(live)
     (uid,) = _scan(live_RE, live_txm, short_exposure=0.2, long_exposure=6.0)
@@ -58,7 +58,7 @@ def test_hybrid_gates_both_stages(tiled_client, live_RE, live_txm):
 
 
 def test_supervised_on_blind_run_fails_before_training(tiled_client, live_RE, live_txm):
-    live = LiveEnhancer(tiled_client, method="supervised", progress=False)
+    live = LiveEnhancer(tiled_client, process=False, method="supervised", progress=False)
     live_RE.subscribe(live)
     (uid,) = _scan(live_RE, live_txm, reference_angles=(), num_projections=5)
     with pytest.raises(RuntimeError, match=r"method='supervised' trains on long/short "
@@ -73,7 +73,8 @@ def test_supervised_on_blind_run_fails_before_training(tiled_client, live_RE, li
 
 
 def test_too_few_projections_for_the_split(tiled_client, live_RE, live_txm):
-    live = LiveEnhancer(tiled_client, method="noise2inverse", progress=False, n2i_options=N2I)
+    live = LiveEnhancer(tiled_client, process=False, method="noise2inverse", progress=False,
+                        n2i_options=N2I)
     live_RE.subscribe(live)
     _scan(live_RE, live_txm, reference_angles=(), num_projections=9)
     with pytest.raises(RuntimeError, match=r"9 projections are too few for Noise2Inverse with "
@@ -85,11 +86,11 @@ def test_too_few_projections_for_the_split(tiled_client, live_RE, live_txm):
 def test_bad_method_arguments_named(tiled_client):
     with pytest.raises(ValueError, match=r"method must be one of 'auto', 'supervised', "
                                          r"'noise2inverse', 'hybrid', got 'n2v'"):
-        LiveEnhancer(tiled_client, method="n2v")
+        LiveEnhancer(tiled_client, process=False, method="n2v")
     with pytest.raises(ValueError, match=r"invalid n2i_options: splits: .* \(got 1\)"):
-        LiveEnhancer(tiled_client, n2i_options={"splits": 1})
+        LiveEnhancer(tiled_client, process=False, n2i_options={"splits": 1})
     with pytest.raises(ValueError, match=r"n2i_filter must be one of .* got 'box'"):
-        LiveEnhancer(tiled_client, n2i_filter="box")
+        LiveEnhancer(tiled_client, process=False, n2i_filter="box")
 
 
 def test_auto_resolves_by_references():
@@ -101,7 +102,7 @@ def test_auto_resolves_by_references():
 
 
 def test_frames_too_narrow_for_the_network(tiled_client, live_RE, live_txm):
-    live = LiveEnhancer(tiled_client, method="noise2inverse", progress=False,
+    live = LiveEnhancer(tiled_client, process=False, method="noise2inverse", progress=False,
                         n2i_options={**N2I, "depth": 4})
     live_RE.subscribe(live)
     (uid,) = _scan(live_RE, live_txm, reference_angles=(), num_projections=17)

@@ -1,9 +1,11 @@
-"""RunProcessor pieces that need no RunEngine."""
+"""TomographyAnalysis pieces that need no RunEngine."""
+
+import threading
 
 import numpy as np
 
-from lowdose_bluesky.callbacks.frame_source import FrameRef
-from lowdose_bluesky.callbacks.processing import AnalysisSettings, RunProcessor
+from lowdose_bluesky.engine import FrameRef, RunContext
+from lowdose_bluesky.recipes.tomography import AnalysisSettings, TomographyAnalysis
 from lowdose_bluesky.recon import minus_log
 
 
@@ -22,12 +24,15 @@ def _processor(frames):
              "reference_angles": [30.0, 120.0],
              "lowdose": {"image_key": "img", "rotation_key": "rot", "exposure_key": "exp",
                          "angles": {"start": 0.0, "stop": 180.0, "num": 3}}}
-    return RunProcessor(start, AnalysisSettings(method="supervised", progress=False),
-                        _ArraySource(frames), load_pretrained=None)
+    context = RunContext(run_uid="run", source=_ArraySource(frames),
+                         scan_ended=threading.Event())
+    return TomographyAnalysis(start, AnalysisSettings(method="supervised", progress=False),
+                              context)
 
 
 def _add(proc, stream, name, exposure, index=0):
-    ref = FrameRef(run_uid="run", stream=stream, index=index, datum_id=name)
+    ref = FrameRef(run_uid="run", stream=stream, index=index, descriptor=stream,
+                   seq_num=index + 1)
     proc.add_frame(stream, ref, {"img": name, "rot": 0.0, "exp": exposure}, received=123.0)
 
 
@@ -39,4 +44,3 @@ def test_transmission_floor_is_half_a_count_of_the_short_exposure():
     assert proc._transmission_floor() == 0.5 / 200
     # a pixel that got no photon gives -log(0.0025) ~ 6, not -log(1e-6) ~ 13.8
     assert float(minus_log(np.zeros(1), floor=proc._transmission_floor())[0]) < 6.0
-    assert proc.last_frame_time == 123.0  # when the event arrived, not when it was read

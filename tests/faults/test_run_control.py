@@ -128,12 +128,12 @@ def test_interrupted_scan(tiled_client, RE, txm, thread_origins, how, during):
     train = {**TRAIN, "max_patches": 256, "on_epoch": lambda record: epoch_done.set()}
     if during == "training":
         # trains until the scan ends: still training when the pause comes (after epoch 1)
-        live = LiveEnhancer(tiled_client, method="supervised",
+        live = LiveEnhancer(tiled_client, process=False, method="supervised",
                             epochs=100_000, min_training_s=0, progress=False,
                             train_options=train)
     else:
         # one epoch, over when the pause comes: the worker is enhancing projections
-        live = LiveEnhancer(tiled_client, method="supervised",
+        live = LiveEnhancer(tiled_client, process=False, method="supervised",
                             epochs=1, progress=False, train_options=train)
     RE.subscribe(live)
 

@@ -16,9 +16,17 @@ from bluesky import RunEngine
 from lowdose_bluesky.cli import main
 from lowdose_bluesky.devices.sim import make_sim_txm
 from lowdose_bluesky.plans import lowdose_tomo_plan
-from lowdose_bluesky.replay import event_counts, read_backup
-from lowdose_bluesky.run_writer import BackgroundTiledWriter, backup_path
-from lowdose_bluesky.storage import API_KEY_ENV, RAW, close, connect, ensure_container
+from lowdose_bluesky.storage import (
+    API_KEY_ENV,
+    RAW,
+    BackgroundTiledWriter,
+    backup_path,
+    close,
+    connect,
+    ensure_container,
+    event_counts,
+    read_backup,
+)
 
 from .._servers import KEY, free_port, kill, start_server
 
@@ -165,7 +173,7 @@ def test_replay_rejects_a_missing_directory_and_reports_a_bad_file(tmp_path, cap
     (tmp_path / "bad.jsonl").write_text('{"name": "start"}\n')
     client = connect()
     try:
-        from lowdose_bluesky.replay import replay
+        from lowdose_bluesky.storage import replay
 
         (report,) = replay(tmp_path, client)
     finally:
@@ -186,7 +194,8 @@ def test_live_result_saved_locally_when_tiled_dies_then_replayed(tmp_path, fast_
     monkeypatch.setattr(live_module, "STORE_RETRY_S", 0.1)
     data, backup = tmp_path / "data", tmp_path / "backup"
     server, port, uri, client, writer = _server_and_writer(data, backup, batch_size=5)
-    live = LiveEnhancer(client, method="supervised", epochs=2, progress=False, training_budget=None,
+    live = LiveEnhancer(client, process=False, method="supervised", epochs=2, progress=False,
+                        training_budget=None,
                         min_training_s=0, backup_directory=backup, train_options=TRAIN)
     txm = make_sim_txm(detector_shape=(32, 32), seed=3, flux=50.0, data_dir=data / "frames")
     RE = RunEngine()

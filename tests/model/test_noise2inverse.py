@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lowdose_bluesky.callbacks.methods import noise2inverse_stage
 from lowdose_bluesky.model import (
     Noise2InverseConfig,
     Noise2InverseDenoiser,
@@ -14,6 +13,7 @@ from lowdose_bluesky.model import (
 )
 from lowdose_bluesky.model.noise2inverse import split_indices
 from lowdose_bluesky.phantoms import spheres_in_cube
+from lowdose_bluesky.recipes.tomography.methods import noise2inverse_stage
 from lowdose_bluesky.recon import reconstruct, split_reconstructions
 
 ANGLES = np.linspace(0.0, 180.0, 64, endpoint=False)

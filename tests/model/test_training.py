@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lowdose_bluesky.model import Enhancer, train_enhancer
+from lowdose_bluesky.model import Enhancer, fine_tune, train_enhancer
 
 from .conftest import PairMaker
 
@@ -172,7 +172,7 @@ def test_losses(pairs: tuple, loss: str) -> None:
 def test_fine_tune_returns_a_new_enhancer(yang: Enhancer, pairs: tuple) -> None:
     low, high = pairs
     before = {k: v.clone() for k, v in yang.network.state_dict().items()}
-    tuned = yang.fine_tune(low[::-1], high[::-1], epochs=1)
+    tuned = fine_tune(yang, low[::-1], high[::-1], epochs=1)
     assert tuned is not yang and tuned.arch == "yang2018" and tuned.patch_size == 16
     assert [h["epoch"] for h in tuned.history] == [1, 2]
     assert tuned.config["fine_tuned"] is True

@@ -1,6 +1,6 @@
 """Restore runs that Tiled failed to store from their JSON-lines backups.
 
-:class:`~lowdose_bluesky.run_writer.BackgroundTiledWriter` (through TiledWriter's
+:class:`~lowdose_bluesky.storage.run_writer.BackgroundTiledWriter` (through TiledWriter's
 backup) writes a run that Tiled could not store to ``<backup dir>/<uid8>.jsonl``:
 every document of the run, from its start document, with the frames referenced in
 the detector's HDF5 files. :func:`replay` feeds those documents to a fresh
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .result_backup import RESULTS_SUBDIR, restore_results
-from .storage import RAW, ensure_container
+from .backup import RESULTS_SUBDIR, restore_results
+from .tiled import RAW, ensure_container
 
 __all__ = ["ReplayReport", "event_counts", "read_backup", "replay"]
 

@@ -4,7 +4,7 @@
 loopback with a random API key, able to read the detector's HDF5 files.
 ``subscribe_writer()`` streams every run into the ``raw`` container (spec
 ``CatalogOfBlueskyRuns``) with ``bluesky_tiled_plugins.TiledWriter`` (in a background
-thread, :mod:`lowdose_bluesky.run_writer`), so runs
+thread, :mod:`lowdose_bluesky.storage.run_writer`), so runs
 are found from Tiled (``client["raw"][uid]``) and databroker
 (``databroker.Broker(client["raw"])``).
 """
@@ -30,8 +30,10 @@ from tiled.server import SimpleTiledServer
 
 __all__ = [
     "API_KEY_ENV",
+    "DEFAULT_BATCH_SIZE",
     "RAW",
     "RESULTS",
+    "STREAMING_CACHE_TTL_S",
     "close",
     "close_embedded_servers",
     "connect",
@@ -315,7 +317,7 @@ def subscribe_writer(RE: Any, client: Container, *, batch_size: int = DEFAULT_BA
                      flush_timeout: float = 60.0) -> int:
     """Subscribe a writer that stores every run in ``client["raw"]``.
 
-    The writer (:class:`~lowdose_bluesky.run_writer.BackgroundTiledWriter`) runs
+    The writer (:class:`~lowdose_bluesky.storage.run_writer.BackgroundTiledWriter`) runs
     ``TiledWriter`` in its own thread, so a slow or unreachable server never holds up
     the scan; the RunEngine waits for each run to be written at its stop document.
 

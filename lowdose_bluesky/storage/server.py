@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .storage import API_KEY_ENV, STREAMING_CACHE_TTL_S
+from .tiled import API_KEY_ENV, STREAMING_CACHE_TTL_S
 
 __all__ = ["ServerPlan", "is_loopback", "mask_key", "plan_server", "serve"]
 

@@ -1,7 +1,7 @@
-"""The analysis of one run, done off the RunEngine thread by :class:`LiveEnhancer`.
+"""The tomography analysis of one run: train, enhance frames as they arrive, reconstruct.
 
 Bad runs fail with a ``ValueError`` that says what was received and what is allowed
-(:class:`LiveEnhancer` stores it as a result with status ``"failed"``; the raw run is
+(the engine stores it as a result with status ``"failed"``; the raw run is
 never touched). A run fails when:
 
 - a frame is not 2-D or its shape differs from the run's first frame (all streams must
@@ -14,8 +14,9 @@ never touched). A run fails when:
   :data:`~lowdose_bluesky.recon._checks.MAX_SATURATED_FRACTION` of its pixels at the
   type's maximum (65535 for ``uint16``): saturated flats give a wrong flat field and
   saturated long exposures wrong training targets;
-- flats minus darks is <= 0 at more than :data:`MAX_DEAD_FRACTION` of the pixels at an
-  exposure, or the dark, flat or reference stream is missing;
+- flats minus darks is <= 0 at more than
+  :data:`~lowdose_bluesky.engine.MAX_DEAD_FRACTION` of the pixels at an exposure,
+  or the dark, flat or reference stream is missing;
 - the frames are smaller than the patch of a patch network trained from scratch, or
   narrower than the Noise2Inverse network needs;
 - the method needs reference pairs and the run has none (``reference_angles=()``), or
@@ -33,94 +34,83 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import __version__
-from ..jsonutil import json_safe
-from ..recon import find_center, minus_log, normalize, reconstruct
-from ..recon._checks import MAX_SATURATED_FRACTION, detector_maximum
-from .frame_source import FrameRef, FrameSource
+from ... import __version__
+from ...engine import AnalysisOutput, FlatField, FrameRef, RunContext
+from ...engine.calibration import MAX_DEAD_FRACTION
+from ...jsonutil import json_safe
+from ...recon import find_center, minus_log, normalize, reconstruct
+from ...recon._checks import MAX_SATURATED_FRACTION, detector_maximum
 from .methods import N2I_STAGE, SUPERVISED_STAGE, noise2inverse_stage, resolve_method
+from .settings import AnalysisSettings
+from .versions import ModelVersions, passes_gate, val_psnr
 
-__all__ = ["MAX_DEAD_FRACTION", "MIN_MEAN_TRANSMISSION", "AnalysisSettings", "RunProcessor"]
+__all__ = ["MIN_MEAN_TRANSMISSION", "TomographyAnalysis", "check_start"]
 
 log = logging.getLogger(__name__)
 
 #: Smallest mean transmission of a reference or primary frame (else no beam reached it).
 MIN_MEAN_TRANSMISSION = 0.01
-#: Largest fraction of pixels with flats minus darks <= 0 (dead pixels) at one exposure.
-MAX_DEAD_FRACTION = 1e-3
 #: How to acquire a missing calibration stream.
 _HOW_TO_ACQUIRE = {
     "dark": "pass shutter=<the shutter> and num_darks >= 1",
     "flat": "pass sample_x=<the sample stage> and num_flats >= 1",
 }
+#: Seconds ``finish`` waits for the training thread after asking it to stop.
+_TRAINING_JOIN_S = 600.0
 
 
-@dataclass
-class AnalysisSettings:
-    """What :class:`LiveEnhancer` does with a run (see its docstring)."""
+def check_start(start: dict[str, Any], settings: AnalysisSettings) -> str:
+    """Refuse a run the settings cannot analyse; return the method it will run.
 
-    arch: str = "unet"
-    epochs: int = 30
-    device: str = "auto"
-    reconstruct: bool = True
-    pretrained: Any = None
-    skip_training: bool = False
-    fine_tune_epochs: int = 5
-    batch_size: int = 8
-    seed: int = 0
-    progress: bool = True
-    threads: int | None = None
-    training_budget: str | float | None = "scan"
-    min_training_s: float = 60.0
-    figure: Any = None
-    train_options: dict[str, Any] = field(default_factory=dict)
-    method: str = "auto"
-    n2i_options: dict[str, Any] = field(default_factory=dict)
-    n2i_filter: str = "parzen"
+    Raises
+    ------
+    ValueError
+        No ``lowdose`` section; a method that needs reference pairs on a blind run; too
+        few projections for the Noise2Inverse split; ``reconstruct=False`` with a
+        method that denoises the reconstruction.
+    """
+    lowdose = start.get("lowdose")
+    if not lowdose:
+        raise ValueError(f"run {start['uid']} was not acquired by lowdose_tomo_plan "
+                         "(no 'lowdose' section in its start document)")
+    method = resolve_method(settings.method, bool(start["reference_angles"]),
+                            what=f"run {start['uid']}")
+    if method in N2I_STAGE:
+        from ...n2i_config import Noise2InverseConfig, check_split
 
-
-class _Mean:
-    """Running mean of frames (no stack of copies is kept)."""
-
-    def __init__(self) -> None:
-        self.total: np.ndarray | None = None
-        self.count = 0
-
-    def add(self, frame: np.ndarray) -> None:
-        f = frame.astype(np.float64)
-        self.total = f if self.total is None else self.total + f
-        self.count += 1
-
-    @property
-    def value(self) -> np.ndarray:
-        assert self.total is not None
-        return (self.total / self.count).astype(np.float32)
+        check_split(int(lowdose["angles"]["num"]),
+                    Noise2InverseConfig(**settings.n2i_options).splits)
+        if not settings.reconstruct:
+            raise ValueError(
+                f"method={method!r} denoises the reconstruction, but reconstruct=False "
+                "was given: use reconstruct=True, or method='supervised' to enhance the "
+                "projections only")
+    return method
 
 
-class RunProcessor:
-    """Collects one run's frames, trains, enhances and reconstructs.
+class TomographyAnalysis:
+    """Collects one run's frames, trains in the background, enhances frames as they
+    arrive, and reconstructs at the end.
 
-    Every method runs on the analysis worker thread.
+    ``add_frame``, ``idle``, ``finish`` and ``abandon`` run on the engine's worker
+    thread; training runs on a thread of its own and offers models to
+    :class:`~lowdose_bluesky.recipes.tomography.versions.ModelVersions`.
     """
 
     def __init__(self, start: dict[str, Any], settings: AnalysisSettings,
-                 source: FrameSource, load_pretrained: Any,
-                 scan_ended: threading.Event | None = None) -> None:
+                 context: RunContext, load_pretrained: Any = None) -> None:
         self.start = start
-        self.scan_ended = scan_ended if scan_ended is not None else threading.Event()
+        self.context = context
         self.settings = settings
-        self.source = source
+        self.source = context.source
         self._load_pretrained = load_pretrained
-        lowdose = start.get("lowdose")
-        if not lowdose:
-            raise ValueError(f"run {start['uid']} was not acquired by lowdose_tomo_plan "
-                             "(no 'lowdose' section in its start document)")
+        self.method = check_start(start, settings)
+        lowdose = start["lowdose"]
         self.image_key = lowdose["image_key"]
         self.rotation_key = lowdose["rotation_key"]
         self.exposure_key = lowdose["exposure_key"]
@@ -128,24 +118,14 @@ class RunProcessor:
         self.long = float(start["long_exposure"])
         self.expected_refs = 2 * len(start["reference_angles"])
         self.expected_projections = int(lowdose["angles"]["num"])
-        self.method = resolve_method(settings.method, bool(start["reference_angles"]),
-                                     what=f"run {start['uid']}")
         if self.method in N2I_STAGE:
-            from ..n2i_config import Noise2InverseConfig, check_split
+            from ...n2i_config import Noise2InverseConfig
 
             self._n2i_config = Noise2InverseConfig(**settings.n2i_options)
-            check_split(self.expected_projections, self._n2i_config.splits)
-            if not settings.reconstruct:
-                raise ValueError(
-                    f"method={self.method!r} denoises the reconstruction, but reconstruct=False "
-                    "was given: use reconstruct=True, or method='supervised' to enhance the "
-                    "projections only")
         self.gates: dict[str, Any] = {}
-        self.darks: dict[float, _Mean] = {}
-        self.flats: dict[float, _Mean] = {}
+        self.flatfield = FlatField(f"run {start['uid']}", _HOW_TO_ACQUIRE, "lowdose_tomo_plan")
         self.frame_shape: tuple[int, ...] | None = None
         self._first_frame = ""
-        self._corrections: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         self.warnings: list[str] = []
         self._saturated: list[tuple[int, float]] = []  # primary (index, fraction)
         self._saturation_max: float | None = None
@@ -153,54 +133,48 @@ class RunProcessor:
         self.angles: list[float] = []
         self.raw: np.ndarray | None = None  # (N, H, W) transmission
         self.enhanced: np.ndarray | None = None
+        self.enhanced_by: np.ndarray | None = None  # model version per frame, -1: not yet
+        self.received: np.ndarray | None = None  # time.monotonic() of each frame's event
+        self.latency: np.ndarray | None = None  # seconds from event to readable in Tiled
         self.pending: list[int] = []
+        self.versions = ModelVersions(settings.min_gain_db, settings.refresh_s)
         self.enhancer: Any = None
         self.training_error: BaseException | None = None
+        self._trainer: threading.Thread | None = None
+        self._trained: Any = None
+        self._stop_training = threading.Event()
+        self._published = 0  # enhanced frames readable in Tiled (a prefix)
+        self._republish: set[int] = set()
         self.timings: dict[str, float] = {}
-        self.t0 = time.perf_counter()
-        self.last_frame_time: float | None = None
+        self.t0 = time.monotonic()
         self._bar: tqdm | None = None
         self._show("reset", start["uid"])
 
     def _show(self, method: str, *args: Any) -> None:
-        """Update the live figure, if any; a figure error never stops the analysis."""
-        if self.settings.figure is None:
-            return
-        try:
-            getattr(self.settings.figure, method)(*args)
-        except Exception as exc:
-            log.warning("live figure update %r failed: %s", method, exc)
+        self.context.show(method, *args)
 
     # ----------------------------------------------------------------- frames
     def add_frame(self, stream: str, ref: FrameRef, data: dict[str, Any],
                   received: float | None = None) -> None:
-        """Read one announced frame and file it by stream.
-
-        ``received`` is when its event document reached the callback
-        (``time.perf_counter()``; default: now), the start of the result latency.
-        """
-        arrived = time.perf_counter() if received is None else received
+        """Read one announced frame and file it by stream."""
+        arrived = time.monotonic() if received is None else received
+        ref = ref.for_key(self.image_key, data) if hasattr(ref, "for_key") else ref
         frame = np.asarray(self.source.read(ref))
         exposure = float(data[self.exposure_key])
         angle = float(data[self.rotation_key])
         what = f"{stream} frame {ref['index']} (exposure {exposure} s"
         what += f", angle {angle} deg)" if stream in ("reference", "primary") else ")"
         self._check_frame(what, stream, int(ref["index"]), frame, exposure)
-        if stream == "dark":
-            self.darks.setdefault(exposure, _Mean()).add(frame)
-            self._corrections.clear()
-        elif stream == "flat":
-            self.flats.setdefault(exposure, _Mean()).add(frame)
-            self._corrections.clear()
+        if stream in ("dark", "flat"):
+            self.flatfield.add(stream, exposure, frame)
         elif stream == "reference":
             self._check_beam(what, frame, exposure)
             self.refs.append((angle, exposure, frame.astype(np.float32)))
             if len(self.refs) == self.expected_refs:
-                self.train()
+                self.start_training()
         elif stream == "primary":
             self._check_beam(what, frame, exposure)
-            self._add_projection(ref["index"], frame, angle)
-        self.last_frame_time = arrived
+            self._add_projection(int(ref["index"]), frame, angle, arrived)
 
     # ------------------------------------------------------------ bad input
     def _check_frame(self, what: str, stream: str, index: int, frame: np.ndarray,
@@ -259,7 +233,7 @@ class RunProcessor:
                     "columns")
         if s.pretrained is not None or self.method not in SUPERVISED_STAGE:
             return
-        from ..model.networks import ARCHS, PATCH_ARCHS
+        from ...model.networks import ARCHS, PATCH_ARCHS
 
         if s.arch not in PATCH_ARCHS:
             return
@@ -273,7 +247,7 @@ class RunProcessor:
 
     def _check_beam(self, what: str, frame: np.ndarray, exposure: float) -> None:
         """Reject a frame with (almost) no counts above the dark level."""
-        if exposure not in self.darks or exposure not in self.flats:
+        if not self.flatfield.has(exposure):
             return  # the missing stream is reported when the frame is corrected
         flat, dark = self._correction(exposure)
         open_counts = float(np.mean(flat - dark, dtype=np.float64))
@@ -305,57 +279,50 @@ class RunProcessor:
                 "clipped there; shorten short_exposure or lower the flux")
         return out
 
-    def _add_projection(self, index: int, frame: np.ndarray, angle: float) -> None:
+    def _add_projection(self, index: int, frame: np.ndarray, angle: float,
+                        received: float) -> None:
         projection_net = self.method in SUPERVISED_STAGE
-        if projection_net and self.enhancer is None and self.training_error is None:
-            self.train()  # the reference stream ended early: train on what is there
+        if projection_net and self._trainer is None and self.enhancer is None:
+            self.start_training()  # the reference stream ended early: train on what is there
         if self.raw is None:
             n = max(self.expected_projections, index + 1)
             # np.zeros, not zeros_like (which writes every page): a stack becomes resident
             # as the frames are written into it
             self.raw = np.zeros((n, *frame.shape), np.float32)
+            self.received = np.full(n, np.nan)
             if projection_net:
                 self.enhanced = np.zeros((n, *frame.shape), np.float32)
+                self.enhanced_by = np.full(n, -1, np.int16)
+                self.latency = np.full(n, np.nan)
         if index >= self.raw.shape[0]:
-            grow = index + 1 - self.raw.shape[0]
-            pad = np.zeros((grow, *frame.shape), np.float32)
-            self.raw = np.concatenate([self.raw, pad])
-            if self.enhanced is not None:
-                self.enhanced = np.concatenate([self.enhanced, pad])
+            self._grow(index + 1)
         self.raw[index] = self._transmission(frame, self.short)
+        self.received[index] = received
         while len(self.angles) <= index:
             self.angles.append(np.nan)
         self.angles[index] = angle
-        self.pending.append(index)
+        if projection_net:
+            self.pending.append(index)
+
+    def _grow(self, n: int) -> None:
+        """Make room for ``n`` projections (a scan with more frames than announced)."""
+        grow = n - self.raw.shape[0]
+        pad = np.zeros((grow, *self.raw.shape[1:]), np.float32)
+        self.raw = np.concatenate([self.raw, pad])
+        self.received = np.concatenate([self.received, np.full(grow, np.nan)])
+        if self.enhanced is not None:
+            self.enhanced = np.concatenate([self.enhanced, pad])
+            self.enhanced_by = np.concatenate([self.enhanced_by, np.full(grow, -1, np.int16)])
+            self.latency = np.concatenate([self.latency, np.full(grow, np.nan)])
 
     def _correction(self, exposure: float) -> tuple[np.ndarray, np.ndarray]:
         """Mean flat and dark at ``exposure``, checked once."""
-        cached = self._corrections.get(exposure)
-        if cached is not None:
-            return cached
-        missing = [name for name, table in (("dark", self.darks), ("flat", self.flats))
-                   if exposure not in table]
-        if missing:
-            raise ValueError(
-                f"run {self.start['uid']} has no {' and no '.join(missing)} frames at "
-                f"exposure {exposure} s (darks at {sorted(self.darks)} s, flats at "
-                f"{sorted(self.flats)} s): flat-field correction needs dark and flat frames at "
-                "both exposures; to acquire them "
-                + " and ".join(_HOW_TO_ACQUIRE[m] for m in missing) + " to lowdose_tomo_plan")
-        flat, dark = self.flats[exposure].value, self.darks[exposure].value
-        dead = flat - dark <= 0
-        n_dead, allowed = int(dead.sum()), int(MAX_DEAD_FRACTION * dead.size)
-        if n_dead > allowed:
-            raise ValueError(
-                f"run {self.start['uid']}: flats minus darks at exposure {exposure} s is <= 0 at "
-                f"{n_dead} of {dead.size} pixels ({n_dead / dead.size:.1%}; mean flat "
-                f"{flat.mean():.4g}, mean dark {dark.mean():.4g} counts); allowed: at most "
-                f"{allowed} such dead pixels ({MAX_DEAD_FRACTION:.1%}): was the beam off or the "
-                "shutter closed during the flats, or are darks and flats swapped?")
-        if n_dead:
+        known = exposure in self.flatfield.dead
+        flat, dark = self.flatfield.correction(exposure)
+        n_dead = self.flatfield.dead[exposure]
+        if n_dead and not known:
             self._warn(f"flats minus darks at exposure {exposure} s is <= 0 at {n_dead} of "
-                       f"{dead.size} pixels (dead pixels): their transmission is set to 1")
-        self._corrections[exposure] = (flat, dark)
+                       f"{flat.size} pixels (dead pixels): their transmission is set to 1")
         return flat, dark
 
     def _transmission_floor(self) -> float:
@@ -374,79 +341,104 @@ class RunProcessor:
         return normalize(frames, flat, dark, max_bad_fraction=MAX_DEAD_FRACTION)
 
     # ---------------------------------------------------------------- training
-    def train(self) -> None:
-        """Train (or fine-tune, or load) the enhancer on the reference pairs."""
-        from ..model import Enhancer, set_cpu_threads, train_enhancer
+    def start_training(self) -> None:
+        """Start training (or fine-tuning, or loading) on a thread of its own.
 
-        t = time.perf_counter()
+        The reference pairs are corrected here, on the worker thread; a failure to
+        build them fails training (the run fails at its end, as before).
+        """
+        if self._trainer is not None or self.method not in SUPERVISED_STAGE:
+            return
         try:
-            if self.settings.threads is not None:
-                set_cpu_threads(self.settings.threads)
+            pairs = None if (self.settings.pretrained is not None
+                             and self.settings.skip_training) else self._pairs()
+        except Exception as exc:
+            self.training_error = exc
+            log.error("training failed for run %s: %s", self.start["uid"], exc)
+            self._trainer = threading.current_thread()  # nothing to join
+            return
+        self._trainer = threading.Thread(target=self._train, args=(pairs,),
+                                         name="lowdose-training", daemon=True)
+        self._trainer.start()
+
+    def _train(self, pairs: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """The training thread: offers each improved model, keeps the final one."""
+        from ...model import Enhancer, fine_tune, set_cpu_threads, train_enhancer
+
+        t = time.monotonic()
+        try:
             s = self.settings
+            if s.threads is not None:
+                set_cpu_threads(s.threads)
             pretrained = self._load_pretrained(s.pretrained) if s.pretrained is not None else None
             if isinstance(pretrained, bytes):
                 pretrained = Enhancer.from_bytes(pretrained, device=s.device)
             if pretrained is not None and s.skip_training:
-                self.enhancer = pretrained  # no reference pairs needed
+                self.versions.force(pretrained, "pretrained, used as is")
+                self._trained = pretrained
                 return
-            low, high = self._pairs()
+            low, high = pairs
             options = {"device": s.device, "seed": s.seed, "progress": s.progress,
-                       **self._budget(t), **s.train_options}
-            if s.figure is not None:
-                options.setdefault("on_epoch", lambda record: self._show("add_epoch", record))
+                       "on_best": self.versions.offer, **self._budget(t), **s.train_options}
+            options.setdefault("on_epoch", lambda record: self._show("add_epoch", record))
             self._show("stage", f"training on {len(low)} reference pairs")
             if pretrained is not None:
                 log.info("fine-tuning pretrained %s model on %d pairs", pretrained.arch, len(low))
-                self.enhancer = pretrained.fine_tune(low, high, epochs=s.fine_tune_epochs,
-                                                     **options)
+                self._trained = fine_tune(pretrained, low, high, epochs=s.fine_tune_epochs,
+                                          **options)
             else:
                 log.info("training %s model on %d reference pairs of %s", s.arch, len(low),
                          low.shape[1:])
-                self.enhancer = train_enhancer(low, high, arch=s.arch, epochs=s.epochs,
+                self._trained = train_enhancer(low, high, arch=s.arch, epochs=s.epochs,
                                                **options)
-            self._gate_projection_model()
         except Exception as exc:
             self.training_error = exc
             log.error("training failed for run %s: %s", self.start["uid"], exc)
         finally:
-            self.timings["training_s"] = time.perf_counter() - t
+            self.timings["training_s"] = time.monotonic() - t
 
-    def _gate_projection_model(self) -> None:
-        """Keep the projection network only if it beats the raw frames on held-out data.
+    def _budget(self, started: float) -> dict[str, Any]:
+        """``train_enhancer`` options that bound training by the settings' budget."""
+        stop = self._stop_training.is_set
+        budget = self.settings.training_budget
+        if budget is None:
+            return {"stop_requested": stop}
+        if budget != "scan":
+            return {"max_seconds": float(budget), "stop_requested": stop}
+        floor = self.settings.min_training_s
+        ended = self.context.scan_ended
 
-        The validation band of the reference pairs is never trained on; a network whose
-        best validation PSNR there is not above the raw short frames' is replaced by
-        the identity (the raw frames are reconstructed), and the result says so.
-        """
-        config = self.enhancer.config
-        model, identity = config.get("best_val_psnr"), config.get("baseline_val_psnr")
-        use = model is None or identity is None or model > identity
-        self.gates["projection"] = {"use_model": bool(use), "val_psnr": model,
-                                    "raw_val_psnr": identity,
-                                    "measured_on": "validation band of the reference pairs"}
+        def scan_over() -> bool:
+            return stop() or (ended.is_set() and time.monotonic() - started >= floor)
+
+        return {"stop_requested": scan_over}
+
+    def _gate_record(self) -> None:
+        """The projection gate's verdict on the model in use (validation band)."""
+        model = self.versions.current
+        if self.settings.skip_training and model is not None:
+            self.gates["projection"] = {"use_model": True,
+                                        "measured_on": "not measured: pretrained model used "
+                                                       "as is"}
+            return
+        if model is None and self._trained is None:
+            return
+        judged = model if model is not None else self._trained
+        use = model is not None and passes_gate(model)
+        self.gates["projection"] = {
+            "use_model": bool(use), "val_psnr": val_psnr(judged),
+            "raw_val_psnr": judged.config.get("baseline_val_psnr"),
+            "measured_on": "validation band of the reference pairs"}
         if not use:
-            log.warning("run %s: the projection network (validation PSNR %.2f dB) does not "
-                        "beat the raw frames (%.2f dB): the raw frames are used",
-                        self.start["uid"], model, identity)
+            log.warning("run %s: the projection network (validation PSNR %s dB) does not "
+                        "beat the raw frames (%s dB): the raw frames are used",
+                        self.start["uid"], val_psnr(judged),
+                        judged.config.get("baseline_val_psnr"))
 
     @property
     def enhancer_used(self) -> bool:
         """Whether the projection gate kept the network (no gate measured: it is used)."""
         return bool(self.gates.get("projection", {}).get("use_model", True))
-
-    def _budget(self, started: float) -> dict[str, Any]:
-        """``train_enhancer`` options that bound training by the settings' budget."""
-        budget = self.settings.training_budget
-        if budget is None:
-            return {}
-        if budget != "scan":
-            return {"max_seconds": float(budget)}
-        floor = self.settings.min_training_s
-
-        def scan_over() -> bool:
-            return self.scan_ended.is_set() and time.perf_counter() - started >= floor
-
-        return {"stop_requested": scan_over}
 
     def _pairs(self) -> tuple[np.ndarray, np.ndarray]:
         by_angle: dict[float, dict[float, np.ndarray]] = {}
@@ -473,34 +465,77 @@ class RunProcessor:
         return low, high
 
     # ------------------------------------------------------------- enhancement
-    def enhance_pending(self, limit: int | None = None) -> int:
-        """Enhance up to ``limit`` queued projections in batches; return how many."""
-        if self.method not in SUPERVISED_STAGE:
-            self.pending.clear()  # no projection network: nothing to enhance frame by frame
-            return 0
-        if self.enhancer is None or not self.pending:
-            return 0
-        take = self.pending[: limit or len(self.pending)]
+    def idle(self) -> None:
+        """Adopt a newer model, enhance a batch of waiting (or outdated) frames, publish."""
+        if self.enhanced is None:
+            return
+        if self.versions.adopt():
+            self.enhancer = self.versions.current
+            self._show("stage", f"model version {self.versions.version} in use")
+        if self.enhancer is None:
+            return
+        if self.pending:
+            self._enhance(self.pending[: self.settings.batch_size])
+        else:
+            stale = self._stale()
+            if stale.size:
+                self._enhance(stale[: self.settings.batch_size].tolist())
+        self._publish()
+
+    def _stale(self) -> np.ndarray:
+        """Frames enhanced by an older model version than the one in use."""
+        done = self.enhanced_by >= 0
+        return np.flatnonzero(done & (self.enhanced_by != self.versions.version))
+
+    def _enhance(self, indices: list[int]) -> None:
+        """Enhance frames ``indices`` with the model in use (the raw frames if gated off)."""
+        if not indices:
+            return
         if self._bar is None and self.settings.progress:
             self._bar = tqdm(total=self.expected_projections, desc="enhancing", unit="frame")
-        t = time.perf_counter()
-        bs = self.settings.batch_size
-        for i in range(0, len(take), bs):
-            idx = take[i: i + bs]
-            self.enhanced[idx] = (self.enhancer(self.raw[idx]) if self.enhancer_used
-                                  else self.raw[idx])
-            if self._bar is not None:
-                self._bar.update(len(idx))
-        last = take[-1]
+        t = time.monotonic()
+        idx = sorted(indices)
+        first = [i for i in idx if self.enhanced_by[i] < 0]
+        model = self.enhancer
+        self.enhanced[idx] = model(self.raw[idx]) if model is not None else self.raw[idx]
+        version = self.versions.version if model is not None else 0
+        again = [i for i in idx if i not in first]
+        self.enhanced_by[idx] = version
+        self.versions.count(version, False, len(first))
+        self.versions.count(version, True, len(again))
+        self._republish.update(i for i in again if i < self._published)
+        pending = set(idx)
+        self.pending = [i for i in self.pending if i not in pending]
+        if self._bar is not None and first:
+            self._bar.update(len(first))
+        last = idx[-1]
         self._show("set_projection", last, self.raw[last], self.enhanced[last])
-        del self.pending[: len(take)]
         self.timings["enhancement_s"] = self.timings.get("enhancement_s", 0.0) + (
-            time.perf_counter() - t)
-        return len(take)
+            time.monotonic() - t)
+
+    def _publish(self) -> None:
+        """Write newly enhanced frames (a growing prefix) and re-enhanced ones to Tiled."""
+        done = self.enhanced_by >= 0
+        end = self._published
+        while end < done.size and done[end]:
+            end += 1
+        if end > self._published:
+            self.context.publish("enhanced", self._published,
+                                 self.enhanced[self._published:end])
+            now = time.monotonic()
+            new = slice(self._published, end)
+            self.latency[new] = now - self.received[new]
+            self._published = end
+        if self._republish:
+            for start, stop in _runs(sorted(self._republish)):
+                self.context.publish("enhanced", start, self.enhanced[start:stop])
+            self._republish.clear()
+        self.context.progress(stage="scan", enhanced_frames=int(self._published),
+                              expected_frames=self.expected_projections,
+                              model_version=int(self.versions.version))
 
     # ------------------------------------------------------------------ finish
-    def finish(self, stop: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray],
-                                                    bytes | None]:
+    def finish(self, stop: dict[str, Any]) -> AnalysisOutput:
         """Reconstruct and assemble the result (metadata, arrays, checkpoint)."""
         n = len([a for a in self.angles if np.isfinite(a)])
         md: dict[str, Any] = {
@@ -510,36 +545,91 @@ class RunProcessor:
             "dose_ratio": self.long / self.short,
             "method": self.method,
             "blind": not self.start["reference_angles"],
-            "model": {"arch": (None if self.method not in SUPERVISED_STAGE
-                               else self.settings.arch if self.enhancer is None
-                               else self.enhancer.arch),
+            "model": {"arch": None if self.method not in SUPERVISED_STAGE else self.settings.arch,
                       "pretrained": None if self.settings.pretrained is None
+                      else "<checkpoint bytes>" if isinstance(self.settings.pretrained, bytes)
                       else str(self.settings.pretrained)},
         }
-        if self.enhancer is not None:
-            md["model"].update(config=json_safe(self.enhancer.config),
-                               history=json_safe(self.enhancer.history))
-        if stop.get("exit_status") != "success" or n < self.expected_projections:
+        complete = stop.get("exit_status") == "success" and n >= self.expected_projections
+        self._end_training(wait=complete)
+        if not complete:
             md.update(status="incomplete", error=(
                 f"scan ended with exit_status={stop.get('exit_status')!r} after {n} of "
                 f"{self.expected_projections} projections; no reconstruction made"))
             self._show("stage", "scan incomplete: no reconstruction")
-            return self._finalise(md), {}, None
+            return AnalysisOutput(self._finalise(md))
         if self.training_error is not None:
             raise self.training_error
-        self.enhance_pending()
         arrays: dict[str, np.ndarray] = {}
         if self.enhanced is not None:
+            t = time.monotonic()
+            self._final_model()
+            rest = sorted(set(self.pending) | set(self._stale().tolist()))
+            for i in range(0, len(rest), self.settings.batch_size):
+                self._enhance(rest[i: i + self.settings.batch_size])
+            self._publish()
+            self.timings["final_enhancement_s"] = time.monotonic() - t
             arrays["enhanced"] = self.enhanced[:n]
+            arrays["enhanced_by"] = self.enhanced_by[:n]
+            md["model"].update(self._model_md())
+            md["frames"] = self._latency_md(n)
         if self.settings.reconstruct:
+            self.context.progress(force=True, stage="reconstruction")
             self._reconstruct(n, md, arrays)
         md["gates"] = json_safe(self.gates)
-        checkpoint = self.enhancer.to_bytes() if self.enhancer is not None else None
-        return self._finalise(md), arrays, checkpoint
+        model = self.enhancer
+        checkpoint = model.to_bytes() if model is not None and self.enhancer_used else None
+        if checkpoint is None and self._trained is not None:
+            checkpoint = self._trained.to_bytes()
+        return AnalysisOutput(self._finalise(md), arrays, checkpoint)
+
+    def _end_training(self, wait: bool) -> None:
+        """Let training end (at once when the run is not going to be reconstructed)."""
+        if not wait:
+            self._stop_training.set()
+        trainer = self._trainer
+        if trainer is None and self.method in SUPERVISED_STAGE and wait:
+            self.start_training()  # no primary frame arrived: train on the pairs anyway
+            trainer = self._trainer
+        if trainer is not None and trainer is not threading.current_thread():
+            trainer.join(_TRAINING_JOIN_S)
+
+    def _final_model(self) -> None:
+        """Decide the model of the result: the final one where it differs enough."""
+        if self.versions.final(self._trained):
+            log.info("run %s: final model (version %d) differs from the last one in use; "
+                     "frames of older versions are enhanced again", self.start["uid"],
+                     self.versions.version)
+        self.enhancer = self.versions.current
+        self._gate_record()
+
+    def _model_md(self) -> dict[str, Any]:
+        judged = self.enhancer if self.enhancer is not None else self._trained
+        md: dict[str, Any] = {"versions": json_safe(self.versions.records),
+                              "version_used": self.versions.version if self.enhancer else 0}
+        if judged is not None:
+            md.update(arch=judged.arch, config=json_safe(judged.config),
+                      history=json_safe((self._trained or judged).history))
+        return md
+
+    def _latency_md(self, n: int) -> dict[str, Any]:
+        """How soon frames were readable in Tiled after their events."""
+        first = self.versions.first_model_at
+        md: dict[str, Any] = {
+            "first_model_after_start_s": None if first is None else first - self.t0,
+            "enhanced_during_scan": int(np.isfinite(self.latency[:n]).sum())}
+        if first is not None:
+            after = self.received[:n] >= first
+            lat = self.latency[:n][after & np.isfinite(self.latency[:n])]
+            if lat.size:
+                md.update(latency_after_first_model_s={
+                    "median": float(np.median(lat)), "p90": float(np.percentile(lat, 90)),
+                    "max": float(lat.max()), "frames": int(lat.size)})
+        return md
 
     def _reconstruct(self, n: int, md: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Raw and final reconstructions (Noise2Inverse last, where the method has it)."""
-        t = time.perf_counter()
+        t = time.monotonic()
         angles = np.asarray(self.angles[:n])
         floor = self._transmission_floor()
         li_raw = minus_log(self.raw[:n], floor=floor)
@@ -550,10 +640,11 @@ class RunProcessor:
                   else reconstruct(li_src, angles, center=center))
         md["center"] = float(center)
         md["transmission_floor"] = floor
-        self.timings["reconstruction_s"] = time.perf_counter() - t
+        self.timings["reconstruction_s"] = time.monotonic() - t
         if self.method in N2I_STAGE:
             s = self.settings
             self._show("stage", "Noise2Inverse: training on the split reconstructions")
+            self.context.progress(force=True, stage="noise2inverse")
             volume, info, model = noise2inverse_stage(
                 li_src, angles, center, options={"seed": s.seed, **s.n2i_options},
                 filter=s.n2i_filter, device=s.device, progress=s.progress, fallback=source,
@@ -575,3 +666,20 @@ class RunProcessor:
         md["timings"] = dict(self.timings)
         md["finished"] = time.time()
         return md
+
+    def abandon(self) -> None:
+        """Stop training; the run failed or the engine shuts down."""
+        self._stop_training.set()
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _runs(indices: list[int]) -> list[tuple[int, int]]:
+    """Sorted indices as ``(start, stop)`` runs of consecutive values."""
+    out: list[tuple[int, int]] = []
+    for i in indices:
+        if out and out[-1][1] == i:
+            out[-1] = (out[-1][0], i + 1)
+        else:
+            out.append((i, i + 1))
+    return out

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..recon import reconstruct, split_reconstructions
+from ...recon import reconstruct, split_reconstructions
 
 __all__ = [
     "DEFAULT_WITH_REFERENCES",
@@ -110,7 +110,7 @@ def noise2inverse_stage(line_integrals: np.ndarray, angles_deg: np.ndarray, cent
         ``(Z, X, X)`` float32, metadata (``gate``, ``used``, ``config``, timings,
         ``history``) and the model's safetensors bytes.
     """
-    from ..model import Noise2InverseConfig, check_split, train_noise2inverse
+    from ...model import Noise2InverseConfig, check_split, train_noise2inverse
 
     config = Noise2InverseConfig(**(options or {}))
     check_split(line_integrals.shape[0], config.splits)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .result_store import write_result
+from .derived import write_result
 
 __all__ = ["RESULTS_SUBDIR", "restore_results", "save_result"]
 

@@ -21,9 +21,18 @@ from typing import Any
 import numpy as np
 from tiled.queries import Key
 
-from .storage import RESULTS, ensure_container
+from .tiled import RESULTS, ensure_container
 
-__all__ = ["RESULT_SPEC", "LowDoseResult", "is_result_uid", "results", "write_result"]
+__all__ = [
+    "RESULT_SPEC",
+    "RUNNING",
+    "UPLOAD_BLOCK_BYTES",
+    "LowDoseResult",
+    "is_result_uid",
+    "result_by_uid",
+    "results",
+    "write_result",
+]
 
 RESULT_SPEC = "LowDoseResult"
 _UID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -36,6 +45,8 @@ def is_result_uid(text: str) -> bool:
 
 #: Status of a result whose arrays are still being written (or whose writing broke off).
 WRITING = "writing"
+#: Status of a result whose analysis is under way (written by the live engine).
+RUNNING = "running"
 #: Arrays larger than this are uploaded in blocks of about this size along their first
 #: axis, one request at a time: tiled's own ``write_array`` sends ~100 MB blocks
 #: concurrently, and each block in flight costs about five copies of itself in this
@@ -112,7 +123,7 @@ class LowDoseResult:
 
     @property
     def status(self) -> str:
-        """``"complete"``, ``"incomplete"`` or ``"failed"``."""
+        """``"complete"``, ``"incomplete"``, ``"failed"`` or ``"running"``."""
         return self.node.metadata["status"]
 
     def _array(self, key: str) -> np.ndarray:
@@ -122,7 +133,7 @@ class LowDoseResult:
 
     @property
     def enhanced(self) -> np.ndarray:
-        """Enhanced projections ``(N, H, W)``."""
+        """Enhanced projections ``(N, H, W)`` (while running: the frames enhanced so far)."""
         return self._array("enhanced")
 
     @property
@@ -142,7 +153,12 @@ class LowDoseResult:
 
 
 def results(client: Any, raw_uid: str, *, status: str | None = None) -> LowDoseResult:
-    """The newest derived result of the raw run ``raw_uid``.
+    """The newest finished derived result of the raw run ``raw_uid``.
+
+    Finished: ``"complete"``, ``"incomplete"`` or ``"failed"``. The result of an
+    analysis under way has status ``"running"`` (its ``enhanced`` array grows as frames
+    are enhanced, and ``metadata["progress"]`` says how far it is): ask for it with
+    ``status="running"``.
 
     Raises
     ------
@@ -155,7 +171,7 @@ def results(client: Any, raw_uid: str, *, status: str | None = None) -> LowDoseR
     if status is not None:
         found = found.search(Key("status") == status)
     else:
-        found = found.search(Key("status") != WRITING)
+        found = found.search(Key("status") != WRITING).search(Key("status") != RUNNING)
     nodes = list(found.values())
     if not nodes:
         raise KeyError(f"no result for raw run {raw_uid!r}"

@@ -1,0 +1,223 @@
+"""Where the engine reads a frame: the detector's file, or the Tiled server.
+
+A frame source is handed every document that announces external data (``resource``,
+``datum``, ``stream_resource``, ``stream_datum``) through :meth:`FrameSource.add`, so a
+new way of announcing frames needs a new source, never a change to the engine.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import unquote, urlsplit
+
+import h5py
+import numpy as np
+
+__all__ = ["FRAME_DOCUMENTS", "FileFrameSource", "FrameRef", "FrameSource", "TiledFrameSource"]
+
+#: Document kinds that announce external data; the engine hands them to its source.
+FRAME_DOCUMENTS = ("resource", "datum", "stream_resource", "stream_datum")
+_HDF5_SPECS = ("AD_HDF5", "AD_HDF5_SWMR")
+_HDF5_MIMETYPES = ("application/x-hdf5",)
+
+
+class FrameRef(dict):
+    """What identifies one frame.
+
+    Keys: ``run_uid``, ``stream``, ``index`` (0-based within the stream),
+    ``descriptor`` and ``seq_num`` of its event, ``key`` (the data key of the image)
+    and ``datum_id`` (the event's value of ``key`` where Resource/Datum announced it;
+    ``None`` where StreamResource/StreamDatum did).
+    """
+
+    def for_key(self, key: str, data: dict[str, Any]) -> FrameRef:
+        """This event's frame of data key ``key`` (``data``: the event's readings)."""
+        value = data.get(key)
+        return FrameRef(self, key=key, datum_id=value if isinstance(value, str) else None)
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    """Reads the frames a run's documents announce."""
+
+    def add(self, name: str, doc: dict[str, Any]) -> None:
+        """Remember a document of a kind in :data:`FRAME_DOCUMENTS`."""
+
+    def read(self, ref: FrameRef) -> np.ndarray:
+        """Return the frame ``(H, W)``."""
+
+    def release(self, run_uid: str) -> None:
+        """Forget run ``run_uid`` (its analysis is over): files, documents."""
+
+    def close(self) -> None:
+        """Release open files or connections."""
+
+
+class FileFrameSource:
+    """Read frames straight from the HDF5 files the documents point to (same machine).
+
+    Understands Resource/Datum (specs ``AD_HDF5``, ``AD_HDF5_SWMR``: ``datum_kwargs``
+    ``point_number`` or ``index``) and StreamResource/StreamDatum (mimetype
+    ``application/x-hdf5``, ``parameters["dataset"]``; a StreamDatum maps the event
+    sequence numbers ``seq_nums`` of its descriptor to the file rows ``indices``).
+    Files are opened read-only in SWMR mode, so frames can be read while the detector
+    is still appending to the file. :meth:`release` closes a finished run's files and
+    forgets its documents.
+    """
+
+    def __init__(self) -> None:
+        self._resources: dict[str, tuple[Path, str]] = {}  # uid -> (file, dataset)
+        self._datums: dict[str, tuple[str, int]] = {}
+        # (descriptor, data key) -> [(first seq_num, last seq_num + 1, resource, first row)]
+        self._streams: dict[tuple[str, str], list[tuple[int, int, str, int]]] = {}
+        self._stream_keys: dict[str, str] = {}  # stream resource uid -> data key
+        self._files: dict[str, h5py.File] = {}
+        self._run_resources: dict[str | None, list[str]] = {}
+        self._resource_datums: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, name: str, doc: dict[str, Any]) -> None:
+        getattr(self, f"_add_{name}")(doc)
+
+    # Resource/Datum ---------------------------------------------------------
+    def _add_resource(self, doc: dict[str, Any]) -> None:
+        if doc.get("spec") not in _HDF5_SPECS:
+            raise ValueError(f"FileFrameSource reads resources of spec {' or '.join(_HDF5_SPECS)}"
+                             f", got spec {doc.get('spec')!r}")
+        path = Path(doc.get("root", "/")) / doc["resource_path"]
+        dataset = doc.get("resource_kwargs", {}).get("dataset", "/entry/data/data")
+        self._remember(doc, path, dataset)
+
+    def _add_datum(self, doc: dict[str, Any]) -> None:
+        kwargs = doc.get("datum_kwargs", {})
+        index = kwargs.get("point_number", kwargs.get("index"))
+        if index is None:
+            raise ValueError(f"datum {doc['datum_id']!r} has no point_number/index: {kwargs}")
+        self._datums[doc["datum_id"]] = (doc["resource"], int(index))
+        self._resource_datums.setdefault(doc["resource"], []).append(doc["datum_id"])
+
+    # StreamResource/StreamDatum ---------------------------------------------
+    def _add_stream_resource(self, doc: dict[str, Any]) -> None:
+        if doc.get("mimetype") not in _HDF5_MIMETYPES:
+            raise ValueError("FileFrameSource reads stream resources of mimetype "
+                             f"{_HDF5_MIMETYPES[0]}, got {doc.get('mimetype')!r}")
+        parts = urlsplit(doc["uri"])
+        if parts.scheme not in ("file", ""):
+            raise ValueError(f"stream resource {doc['uid']} is at {doc['uri']!r}; "
+                             "FileFrameSource reads file:// URIs only")
+        self._remember(doc, Path(unquote(parts.path)), doc["parameters"]["dataset"])
+        self._stream_keys[doc["uid"]] = doc["data_key"]
+
+    def _add_stream_datum(self, doc: dict[str, Any]) -> None:
+        resource = doc["stream_resource"]
+        key = self._stream_keys.get(resource)
+        if key is None:
+            raise ValueError(f"stream datum {doc['uid']} refers to stream resource {resource}, "
+                             "whose document was not seen")
+        seq, rows = doc["seq_nums"], doc["indices"]
+        entry = (int(seq["start"]), int(seq["stop"]), resource, int(rows["start"]))
+        self._streams.setdefault((doc["descriptor"], key), []).append(entry)
+
+    def _remember(self, doc: dict[str, Any], path: Path, dataset: str) -> None:
+        self._resources[doc["uid"]] = (path, dataset)
+        self._run_resources.setdefault(doc.get("run_start"), []).append(doc["uid"])
+
+    # ---------------------------------------------------------------- reading
+    def _locate(self, ref: FrameRef) -> tuple[str, int]:
+        datum_id = ref.get("datum_id")
+        if datum_id is not None:
+            try:
+                return self._datums[datum_id]
+            except KeyError:
+                raise KeyError(f"no Datum document seen for {datum_id!r}") from None
+        seq_num = int(ref["seq_num"])
+        for first, stop, resource, row in self._streams.get((ref["descriptor"], ref["key"]), ()):
+            if first <= seq_num < stop:
+                return resource, row + seq_num - first
+        raise KeyError(f"no Datum or StreamDatum document seen for {ref['key']!r} of event "
+                       f"{seq_num} of stream {ref['stream']!r}")
+
+    def path_of(self, resource_uid: str) -> Path:
+        """Absolute path of a resource's file."""
+        return self._resources[resource_uid][0]
+
+    def read(self, ref: FrameRef) -> np.ndarray:
+        resource_uid, index = self._locate(ref)
+        path, dataset = self._resources[resource_uid]
+        with self._lock:
+            f = self._files.get(resource_uid)
+            if f is None:
+                f = self._files[resource_uid] = h5py.File(path, "r", swmr=True)
+            dset = f[dataset]
+            dset.refresh()
+            if index >= dset.shape[0]:
+                raise IndexError(f"frame {index} not yet in {path} ({dset.shape[0]} frames)")
+            return np.asarray(dset[index])
+
+    def release(self, run_uid: str) -> None:
+        """Close the files of run ``run_uid`` and forget its documents."""
+        with self._lock:
+            for resource_uid in self._run_resources.pop(run_uid, []):
+                self._resources.pop(resource_uid, None)
+                self._stream_keys.pop(resource_uid, None)
+                for datum_id in self._resource_datums.pop(resource_uid, []):
+                    self._datums.pop(datum_id, None)
+                f = self._files.pop(resource_uid, None)
+                if f is not None:
+                    f.close()
+            for key, entries in list(self._streams.items()):
+                kept = [e for e in entries if e[2] in self._resources]
+                if kept:
+                    self._streams[key] = kept
+                else:
+                    del self._streams[key]
+
+    def close(self) -> None:
+        with self._lock:
+            for f in self._files.values():
+                f.close()
+            self._files.clear()
+
+
+class TiledFrameSource:
+    """Read frames through Tiled (an analysis node on another machine).
+
+    Frames become visible in Tiled once TiledWriter has flushed them (its
+    ``batch_size``); reads poll until then, up to ``timeout`` seconds. The frame
+    documents are not needed: frames are found by run, stream, data key and index.
+    """
+
+    def __init__(self, client: Any, *, container: str = "raw", timeout: float = 120.0,
+                 poll: float = 0.2) -> None:
+        self.client = client
+        self.container = container
+        self.timeout = float(timeout)
+        self.poll = float(poll)
+
+    def add(self, name: str, doc: dict[str, Any]) -> None:
+        pass
+
+    def release(self, run_uid: str) -> None:
+        pass
+
+    def read(self, ref: FrameRef) -> np.ndarray:
+        deadline = time.monotonic() + self.timeout
+        last: Exception | None = None
+        while True:
+            try:
+                node = self.client[self.container][ref["run_uid"]][ref["stream"]][ref["key"]]
+                if node.shape[0] > ref["index"]:
+                    return np.asarray(node[ref["index"]])
+            except KeyError as exc:  # run, stream or key not written yet
+                last = exc
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"frame {ref['index']} of stream {ref['stream']!r} of run "
+                                   f"{ref['run_uid']} did not appear in Tiled within "
+                                   f"{self.timeout} s (last error: {last})")
+            time.sleep(self.poll)
+
+    def close(self) -> None:
+        pass
