@@ -1,12 +1,16 @@
-"""Live analysis during a scan: RunEngine overhead, result latency and quality.
+"""Live analysis during a scan: RunEngine overhead, frame and result latency, quality.
 
 361 projections of 256x256 against the simulated TXM with realistic exposure timing,
 reference pairs at 30 and 120 deg, 15x dose ratio (Poisson counts), TiledWriter and
-LiveEnhancer subscribed. Reports the plan's wall time with and without the callback,
-how long after the last frame the result is stored, and the SSIM/PSNR of the raw and
-enhanced reconstructions against the phantom.
+LiveEnhancer subscribed (the analysis in its own process unless ``--in-process``).
+Reports the plan's wall time with and without the callback (the callback created just
+before its first scan), how soon each frame's enhanced version is readable in Tiled
+after its event once the first model exists, how long after the last frame the result
+is stored, and the SSIM/PSNR of the raw and enhanced reconstructions against the
+phantom. Writes the section ``live_enhancer_<method>`` of RESULTS.md.
 
-Usage: ``python benchmarks/live_enhancer.py [--size 256] [--projections 361]``
+Usage: ``python benchmarks/live_enhancer.py [--size 256] [--projections 361]
+[--short 0.5] [--method supervised]``
 """
 
 from __future__ import annotations
@@ -51,6 +55,24 @@ def run_scan(txm, client, args, live: LiveEnhancer | None) -> tuple[str, float, 
     return uid, time.perf_counter() - t0, last["t"]
 
 
+def _first(frames: dict) -> str:
+    t = frames.get("first_model_after_start_s")
+    return "none" if t is None else f"{t:.1f} s"
+
+
+def _lat(lat: dict | None) -> str:
+    if not lat:
+        return "no frame arrived after the first model"
+    return f"{lat['median']:.2f} / {lat['p90']:.2f} / {lat['max']:.2f} s ({lat['frames']} frames)"
+
+
+def _versions(md: dict) -> str:
+    versions = md.get("model", {}).get("versions") or []
+    return "; ".join(f"v{v['version']} at {v['at_s']:.0f} s: "
+                     f"{v['val_psnr'] or float('nan'):.2f} dB, "
+                     f"{v['frames_first']} / {v['frames_again']}" for v in versions) or "none"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)
@@ -66,6 +88,8 @@ def main() -> None:
     parser.add_argument("--method", default="auto", help="LiveEnhancer method (default auto)")
     parser.add_argument("--n2i-seconds", type=float, default=40.0,
                         help="Noise2Inverse training seconds after the scan")
+    parser.add_argument("--in-process", action="store_true",
+                        help="LiveEnhancer(process=False): the analysis on a thread")
     args = parser.parse_args()
     budget = {"scan": "scan", "none": None}.get(args.training_budget)
     if budget is None and args.training_budget != "none":
@@ -77,7 +101,8 @@ def main() -> None:
     client = connect(directory=work / "tiled", readable_storage=[work / "frames"])
 
     _, t_without, _ = run_scan(txm, client, args, None)
-    live = LiveEnhancer(client, method=args.method, epochs=args.epochs,
+    live = LiveEnhancer(client, process=not args.in_process, method=args.method,
+                        epochs=args.epochs,
                         training_budget=budget, min_training_s=args.min_training_s,
                         n2i_options={"max_seconds": args.n2i_seconds}, progress=False)
     uid, t_with, t_last = run_scan(txm, client, args, live)
@@ -99,14 +124,18 @@ def main() -> None:
     latency = t_stored - t_last
     gain = q["enhanced"][0] - q["raw"][0]
     tm = md["timings"]
+    frames = md.get("frames", {})
+    lat = frames.get("latency_after_first_model_s")
     lines = [
-        "## Live analysis during the scan (`benchmarks/live_enhancer.py`)",
+        f"## Live analysis during the scan, method {md.get('method')}, "
+        f"{'in-process thread' if args.in_process else 'analysis process'} "
+        "(`benchmarks/live_enhancer.py`)",
         "",
         f"`python benchmarks/live_enhancer.py --size {args.size} --projections "
         f"{args.projections} --short {args.short} --dose-ratio {args.dose_ratio} --flux "
         f"{args.flux} --epochs {args.epochs} --training-budget {args.training_budget} "
         f"--min-training-s {args.min_training_s:g} --method {args.method} --n2i-seconds "
-        f"{args.n2i_seconds:g}`: "
+        f"{args.n2i_seconds:g}{' --in-process' if args.in_process else ''}`: "
         "simulated TXM with realistic exposure "
         f"timing, {args.projections} projections of {args.size}x{args.size}, reference pairs "
         f"at 30 and 120 deg, long = {args.dose_ratio:g} x short exposure (Poisson counts, "
@@ -117,12 +146,21 @@ def main() -> None:
         "",
         "| quantity | value | goal |",
         "| --- | ---: | --- |",
-        f"| plan wall time without / with LiveEnhancer | {t_without:.1f} s / {t_with:.1f} s "
-        f"(x{ratio:.2f}) | <= x1.10 {'met' if ratio <= 1.1 else 'NOT met'} |",
-        f"| result stored after the last frame | {latency:.1f} s | <= 60 s "
-        f"{'met' if latency <= 60 else 'NOT met'} |",
-        f"| training / enhancement / reconstruction | {tm.get('training_s', 0):.1f} s / "
-        f"{tm.get('enhancement_s', 0):.1f} s / {tm.get('reconstruction_s', 0):.1f} s | |",
+        f"| plan wall time without / with LiveEnhancer (its first scan) | {t_without:.1f} s / "
+        f"{t_with:.1f} s (x{ratio:.2f}) | <= x1.05 {'met' if ratio <= 1.05 else 'NOT met'} |",
+        f"| first model after the start document | {_first(frames)} | |",
+        f"| enhanced frame readable in Tiled after its event, once the first model exists "
+        f"(median / p90 / max) | {_lat(lat)} | median <= 2 s "
+        f"{'met' if lat and lat['median'] <= 2 else 'NOT met'} |",
+        f"| frames enhanced during the scan | {frames.get('enhanced_during_scan', 0)} of "
+        f"{args.projections} | |",
+        f"| model versions (validation PSNR, frames enhanced first / again) | "
+        f"{_versions(md)} | |",
+        f"| result stored after the last frame | {latency:.1f} s | <= 20 s "
+        f"{'met' if latency <= 20 else 'NOT met'} |",
+        f"| training / enhancement / after the scan: enhancement, reconstruction | "
+        f"{tm.get('training_s', 0):.1f} s / {tm.get('enhancement_s', 0):.1f} s / "
+        f"{tm.get('final_enhancement_s', 0):.1f} s, {tm.get('reconstruction_s', 0):.1f} s | |",
         f"| Noise2Inverse split reconstructions / training / inference | "
         f"{tm.get('noise2inverse_split_reconstruction_s', 0):.1f} s / "
         f"{tm.get('noise2inverse_training_s', 0):.1f} s / "
@@ -142,7 +180,8 @@ def main() -> None:
         f"Load average before the run: {load_before:.1f}. "
         f"{machine_info()}",
     ]
-    write_section("live_enhancer", "\n".join(lines))
+    mode = "in_process" if args.in_process else "process"
+    write_section(f"live_enhancer_{md.get('method')}_{mode}", "\n".join(lines))
     print("\n".join(lines))
 
 

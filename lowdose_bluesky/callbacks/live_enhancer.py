@@ -236,6 +236,11 @@ class LiveEnhancer:
             raise ResultNotStored(error[1])
         raise RuntimeError(f"analysis of run {run} failed: {error[0]}: {error[1]}") from exc
 
+    @property
+    def last_run(self) -> str | None:
+        """Uid of the last run handed to the analysis."""
+        return self._last_run
+
     def live_result(self, run_uid: str) -> str | None:
         """Uid of the result node of run ``run_uid`` (it grows during the scan)."""
         return self._live.get(run_uid)
