@@ -79,6 +79,10 @@ PLAN: dict[str, tuple[str, object]] = {
     "import databroker": ("run", None),
     "from lowdose_bluesky import results": ("run", None),
     "from lowdose_bluesky.callbacks import LiveFigure": ("run", None),
+    'live_res = results(client, uid, status="running")   # while the scan runs':
+        ("imports", "tests/engine/test_process.py"),
+    "from lowdose_bluesky.engine import register_recipe":
+        ("imports", "tests/engine/test_recipes.py"),
     "from tiled.queries import Key": ("run", None),
     "bluesky-0MQ-proxy 5577 5578                                   # relay (any host)":
         ("cli", "tests/callbacks/test_remote_worker.py::test_worker_process_stores_result"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import pickle
 import threading
@@ -131,6 +132,10 @@ class LiveEnhancer:
             raise ValueError(f"nice must be an integer from 0 to 19, got {nice!r}")
         if not isinstance(process, bool):
             raise ValueError(f"process must be True or False, got {process!r}")
+        if process and multiprocessing.current_process().daemon:
+            log.warning("LiveEnhancer: this is a daemonic process, which cannot start the "
+                        "analysis process; the analysis runs on a thread (process=False)")
+            process = False
         specs = builtin_recipes()
         unknown = set(recipe_options or {}) - set(specs) | (
             {"tomography"} & set(recipe_options or {}))

@@ -13,7 +13,14 @@ from .documents import DocumentRouter
 from .frames import FRAME_DOCUMENTS, FileFrameSource, FrameRef, FrameSource, TiledFrameSource
 from .process import AnalysisProcess, ProcessDied, ProcessSettings, describe_exit
 from .recipe import AnalysisOutput, Recipe, RunAnalysis, RunContext
-from .registry import RecipeSpec, builtin_recipes, load_recipe, recipe_for, register_recipe
+from .registry import (
+    RecipeSpec,
+    builtin_recipes,
+    load_recipe,
+    recipe_for,
+    register_recipe,
+    unregister_recipe,
+)
 from .results import RUNNING, LiveResult, ResultNotStored, store_result
 from .worker import AnalysisWorker
 
@@ -22,4 +29,5 @@ __all__ = ["FRAME_DOCUMENTS", "MAX_DEAD_FRACTION", "RUNNING", "AnalysisOutput",
            "FlatField", "FrameRef", "FrameSource", "LiveResult", "ProcessDied",
            "ProcessSettings", "Recipe", "RecipeSpec", "ResultNotStored", "RunAnalysis",
            "RunContext", "RunningMean", "TiledFrameSource", "builtin_recipes", "describe_exit",
-           "load_recipe", "recipe_for", "register_recipe", "store_result"]
+           "load_recipe", "recipe_for", "register_recipe", "store_result",
+           "unregister_recipe"]

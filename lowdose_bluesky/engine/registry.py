@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RecipeSpec", "builtin_recipes", "load_recipe", "recipe_for", "register_recipe"]
+__all__ = ["RecipeSpec", "builtin_recipes", "load_recipe", "recipe_for", "register_recipe",
+           "unregister_recipe"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,24 @@ def register_recipe(name: str, factory: str, plan_names: tuple[str, ...] | list[
             raise ValueError(f"plan(s) {sorted(taken)} are already served by recipe "
                              f"{other.name!r}")
     _REGISTRY[name] = RecipeSpec(name, factory, plans)
+
+
+def unregister_recipe(name: str) -> RecipeSpec:
+    """Stop recipe ``name`` from serving its plans; return its spec.
+
+    A :class:`~lowdose_bluesky.callbacks.LiveEnhancer` made before keeps the recipes it
+    was made with.
+
+    Raises
+    ------
+    KeyError
+        If no recipe of that name is registered.
+    """
+    try:
+        return _REGISTRY.pop(name)
+    except KeyError:
+        raise KeyError(f"no recipe {name!r} is registered (registered: "
+                       f"{', '.join(sorted(_REGISTRY)) or 'none'})") from None
 
 
 def builtin_recipes() -> dict[str, RecipeSpec]:
