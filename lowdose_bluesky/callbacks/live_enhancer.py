@@ -169,7 +169,8 @@ class LiveEnhancer:
             self._backend: Any = AnalysisProcess(client, ProcessSettings(
                 uri=str(context.api_uri), api_key=context.api_key, recipes=recipes,
                 frame_source=frame_source or "file", nice=nice, backup_directory=backup,
-                log_level=logging.getLogger("lowdose_bluesky").getEffectiveLevel()),
+                log_level=logging.getLogger("lowdose_bluesky").getEffectiveLevel(),
+                figure=figure is not None),
                 on_message=self._on_message)
             sink = self._backend.send
         else:

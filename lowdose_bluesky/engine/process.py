@@ -51,6 +51,7 @@ class ProcessSettings:
     nice: int = 10
     backup_directory: str | None = None
     log_level: int = logging.INFO
+    figure: bool = False
     environment: dict[str, str] = field(default_factory=dict)
 
 
@@ -88,6 +89,8 @@ def _child_main(settings: ProcessSettings, items: Any, messages: Any) -> None:
               else FileFrameSource())
 
     def notify(kind: str, run_uid: str, **payload: Any) -> None:
+        if kind == "figure" and not settings.figure:
+            return  # nobody to show it to: the arrays are not sent
         payload.pop("exception", None)
         messages.put((kind, run_uid, payload))
 
