@@ -86,24 +86,27 @@ class LiveResult:
         self._arrays: dict[str, Any] = {}
         self._lengths: dict[str, int] = {}
         self._last_progress = 0.0
-        self._dirty = False
         self.node: Any = None
+        #: Whether the live node exists and its writes work (a container client is falsy
+        #: while it has no children, so the node itself is never tested for truth).
+        self.ok = False
         try:
             container = ensure_container(client, RESULTS)
             self.node = container.create_container(self.uid, metadata=self._md,
                                                    specs=[RESULT_SPEC])
+            self.ok = True
         except Exception as exc:
             self._broken(exc)
 
     def _broken(self, exc: Exception) -> None:
-        if self.node is not False:
+        if self.ok or self.node is None:
             log.warning("live result of run %s: Tiled write failed (%s: %s); the result is "
                         "stored when the analysis ends", self.run_uid, type(exc).__name__, exc)
-        self.node = False
+        self.ok = False
 
     def publish(self, key: str, start: int, frames: np.ndarray) -> None:
         """Write ``frames`` at ``start`` of array ``key`` (growing it where needed)."""
-        if not self.node:
+        if not self.ok:
             return
         frames = np.ascontiguousarray(frames)
         try:
@@ -130,12 +133,11 @@ class LiveResult:
     def progress(self, force: bool = False, **fields: Any) -> None:
         """Merge ``fields`` into the ``progress`` metadata (written at most every second)."""
         self._md["progress"].update(fields)
-        self._dirty = True
         now = time.monotonic()
-        if not self.node or (not force and now - self._last_progress < PROGRESS_S):
+        if not self.ok or (not force and now - self._last_progress < PROGRESS_S):
             return
         try:
             self.node.replace_metadata(metadata=self._md)
-            self._last_progress, self._dirty = now, False
+            self._last_progress = now
         except Exception as exc:
             self._broken(exc)

@@ -189,7 +189,7 @@ class AnalysisWorker:
         run.live = LiveResult(self.client, run.uid, {
             "recipe": recipe_name, "version": __version__,
             "settings": recipe.settings_metadata()})
-        if run.live.node:
+        if run.live.ok:
             self.notify("opened", run.uid, result_uid=run.live.uid)
         context = RunContext(
             run_uid=run.uid, source=self.source,
@@ -240,7 +240,7 @@ class AnalysisWorker:
         error: BaseException | None = None if run is None else run.failed
         recipe = None if run is None else self._recipes.get(run.recipe_name)
         settings = {} if recipe is None else recipe.settings_metadata()
-        live_uid = None if run is None or run.live is None or not run.live.node \
+        live_uid = None if run is None or run.live is None or run.live.node is None \
             else run.live.uid
         try:
             if run is None:

@@ -360,6 +360,8 @@ class TomographyAnalysis:
         self._trainer = threading.Thread(target=self._train, args=(pairs,),
                                          name="lowdose-training", daemon=True)
         self._trainer.start()
+        self.context.progress(force=True, stage="training", model_version=0,
+                              enhanced_frames=0, expected_frames=self.expected_projections)
 
     def _train(self, pairs: tuple[np.ndarray, np.ndarray] | None) -> None:
         """The training thread: offers each improved model, keeps the final one."""
