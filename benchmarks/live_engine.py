@@ -278,7 +278,7 @@ def kill(args: argparse.Namespace, work: Path) -> str:
             if node is None:
                 return
             progress = client["results"][node].metadata.get("progress", {})
-            ready = (progress.get("model_version", 0) == 0 if stage == "training"
+            ready = (progress.get("stage") == "training" if stage == "training"
                      else progress.get("enhanced_frames", 0) >= 5)
             if ready:
                 killed.update(pid=live.pid, progress=dict(progress))
@@ -313,7 +313,8 @@ def kill(args: argparse.Namespace, work: Path) -> str:
         "## The analysis process killed (`benchmarks/live_engine.py --parts kill`)", "",
         "121 projections of 64x64, realistic exposure timing (0.1 s), `method='supervised'`; "
         "a RunEngine callback kills the analysis process once its live result shows training "
-        "under way (no model yet) or at least 5 enhanced frames; then one more run.", "",
+        "under way (stage 'training', no model yet) or at least 5 enhanced frames; then one "
+        "more run.", "",
         *lines])
 
 
