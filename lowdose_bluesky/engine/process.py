@@ -12,7 +12,6 @@ run. See ``docs/decisions/0013-live-engine-and-recipes.md``.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import multiprocessing as mp
 import os
@@ -78,8 +77,9 @@ def _child_main(settings: ProcessSettings, items: Any, messages: Any) -> None:
         except OSError:
             pass
     logging.basicConfig(
-        level=settings.log_level, stream=sys.stderr,
+        level=logging.WARNING, stream=sys.stderr,
         format="%(asctime)s lowdose-analysis[%(process)d] %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("lowdose_bluesky").setLevel(settings.log_level)
     from ..storage import connect
     from .frames import FileFrameSource, TiledFrameSource
     from .worker import AnalysisWorker
@@ -136,7 +136,10 @@ class AnalysisProcess:
         self.ready = threading.Event()
         self._spawn()
         ref = weakref.ref(self)
-        atexit.register(lambda: (lambda p: p is not None and p.shutdown_at_exit())(ref()))
+        # threading's exit hooks run before atexit's, the last registered first: this one
+        # runs before the embedded Tiled server stops, so failures can still be stored
+        threading._register_atexit(  # type: ignore[attr-defined]
+            lambda: (lambda p: p is not None and p.shutdown_at_exit())(ref()))
 
     # ------------------------------------------------------------- lifecycle
     def _spawn(self) -> None:
@@ -158,6 +161,8 @@ class AnalysisProcess:
 
     def send(self, item: tuple[Any, ...]) -> None:
         """Hand an item to the analysis process (never blocks)."""
+        if item[0] == "start" and not self._closing and not self.process.is_alive():
+            self._died(self.process)  # not noticed yet: the new run goes to a fresh process
         with self._lock:
             if item[0] == "start":
                 self._dropping = False
@@ -218,8 +223,11 @@ class AnalysisProcess:
             log.exception("handling the analysis process's %r report failed", kind)
 
     def _died(self, process: Any) -> None:
+        """Replace the dead ``process``; its runs' failures are stored on another thread."""
         cause = (f"the analysis process (pid {process.pid}) {describe_exit(process.exitcode)}")
         with self._lock:
+            if process is not self.process:
+                return  # already replaced
             lost = list(self._in_flight.items())
             self._in_flight.clear()
             self._dropping = bool(lost)
@@ -228,9 +236,18 @@ class AnalysisProcess:
             self.restarts += 1
         log.error("%s; a new analysis process (pid %s) serves the next run", cause,
                   self.process.pid)
-        for run_uid, result_uid in lost:
-            self._fail(run_uid, result_uid, f"{cause} during the analysis; the raw run is "
-                       f"intact: analyse it again with: lowdose-bluesky reprocess {run_uid}")
+
+        def fail_lost() -> None:
+            for run_uid, result_uid in lost:
+                self._fail(run_uid, result_uid, f"{cause} during the analysis; the raw run "
+                           "is intact: analyse it again with: lowdose-bluesky reprocess "
+                           f"{run_uid}")
+
+        if threading.current_thread().name == "lowdose-analysis-watch":
+            fail_lost()
+        else:  # never write to Tiled on the RunEngine's thread
+            threading.Thread(target=fail_lost, name="lowdose-analysis-failed",
+                             daemon=True).start()
 
     def _fail(self, run_uid: str, result_uid: str | None, message: str) -> None:
         """Store run ``run_uid``'s failure (over its live result) and report it."""

@@ -610,8 +610,9 @@ class TomographyAnalysis:
         md: dict[str, Any] = {"versions": json_safe(self.versions.records),
                               "version_used": self.versions.version if self.enhancer else 0}
         if judged is not None:
-            md.update(arch=judged.arch, config=json_safe(judged.config),
-                      history=json_safe((self._trained or judged).history))
+            trained = self._trained or judged  # how training went (stopped, budget, best)
+            md.update(arch=judged.arch, config=json_safe(trained.config),
+                      history=json_safe(trained.history))
         return md
 
     def _latency_md(self, n: int) -> dict[str, Any]:
