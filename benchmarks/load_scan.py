@@ -2,7 +2,9 @@
 
 1801 projections of 256x256 (five times the 361 projections of the paper's rotation)
 against the simulated TXM with realistic exposure timing, TiledWriter and LiveEnhancer
-(unet) subscribed. Reports the peak RSS of the process against the memory budget
+(unet, ``process=False``: the analysis on a thread, so that its memory is measured here;
+``benchmarks/live_engine.py --parts load`` measures the default, the analysis in its own
+process) subscribed. Reports the peak RSS of the process against the memory budget
 computed from the sizes, the RSS at every primary event received (fitted: growth per
 frame during the rotation, split into the transmission/enhanced stacks the callback
 keeps for the reconstruction and the rest), the stored result read back from Tiled, and
@@ -137,7 +139,7 @@ class Progress:
 
 def analysis_backlog(live: LiveEnhancer) -> int:
     """Documents queued for the LiveEnhancer's worker and not yet handled by it."""
-    q = getattr(live, "_queue", None)
+    q = getattr(live.worker, "_queue", None)
     return q.qsize() if q is not None else 0
 
 
@@ -337,7 +339,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if budget_s is None and args.training_budget != "none":
         budget_s = float(args.training_budget)
     progress = Progress()
-    live = LiveEnhancer(client, arch=args.arch, epochs=args.epochs, training_budget=budget_s,
+    live = LiveEnhancer(client, process=False, arch=args.arch, epochs=args.epochs,
+                        training_budget=budget_s,
                         min_training_s=args.min_training_s, progress=False, figure=progress,
                         train_options=json.loads(args.train_options))
     probe = FrameProbe(live, progress, n_proj * frame_bytes)
