@@ -74,10 +74,10 @@ def overhead(args: argparse.Namespace, work: Path) -> str:
     base = [scan(RE, txm, 91)[1] for _ in range(args.reps)]
     t0 = statistics.median(base)
     rows = []
-    for process in (True, False):
+    for process, idle in ((True, False), (True, True), (False, False)):
         firsts, laters = [], []
         for _ in range(args.cycles):
-            live = LiveEnhancer(client, process=process, progress=False,
+            live = LiveEnhancer(client, process=process, idle=idle, progress=False,
                                 n2i_options={"max_seconds": 5.0}, min_training_s=5.0)
             token = RE.subscribe(live)
             firsts.append(scan(RE, txm, 91)[1])  # the first scan after subscribing
@@ -85,7 +85,9 @@ def overhead(args: argparse.Namespace, work: Path) -> str:
             RE.unsubscribe(token)
             live.wait(timeout=1200)
             live.close()
-        name = "analysis process (default)" if process else "in-process thread"
+        name = ("in-process thread" if not process else
+                "analysis process, SCHED_IDLE (idle=True)" if idle
+                else "analysis process (default)")
         later = statistics.median(laters)
         met = max(firsts) / t0 <= 1.05 and later / t0 <= 1.05
         rows.append(

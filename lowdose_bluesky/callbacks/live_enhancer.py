@@ -98,6 +98,10 @@ class LiveEnhancer:
         Niceness added to the analysis process (or, with ``process=False``, the worker
         thread) on Linux (0 leaves it alone): the scheduler then prefers the
         acquisition, so analysis never slows the scan on a busy machine.
+    idle
+        Run the analysis process under Linux's ``SCHED_IDLE`` policy: it gets only CPU
+        time nothing else wants (stronger than ``nice``; on a machine that is never idle
+        the analysis waits).
     train_options
         Extra keyword arguments of :func:`lowdose_bluesky.model.train_enhancer`.
     recipe_options
@@ -117,7 +121,7 @@ class LiveEnhancer:
                  frame_source: FrameSource | str | None = None, seed: int = 0,
                  progress: bool = True, threads: int | str | None = "auto",
                  training_budget: str | float | None = "scan", min_training_s: float = 60.0,
-                 nice: int = 10, figure: Any = None,
+                 nice: int = 10, idle: bool = False, figure: Any = None,
                  train_options: dict[str, Any] | None = None,
                  recipe_options: dict[str, dict[str, Any]] | None = None,
                  backup_directory: str | os.PathLike[str] | None = None) -> None:
@@ -170,7 +174,7 @@ class LiveEnhancer:
                 uri=str(context.api_uri), api_key=context.api_key, recipes=recipes,
                 frame_source=frame_source or "file", nice=nice, backup_directory=backup,
                 log_level=logging.getLogger("lowdose_bluesky").getEffectiveLevel(),
-                figure=figure is not None),
+                figure=figure is not None, idle=bool(idle)),
                 on_message=self._on_message)
             sink = self._backend.send
         else:

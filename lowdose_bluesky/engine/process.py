@@ -51,6 +51,7 @@ class ProcessSettings:
     backup_directory: str | None = None
     log_level: int = logging.INFO
     figure: bool = False
+    idle: bool = False
     environment: dict[str, str] = field(default_factory=dict)
 
 
@@ -74,6 +75,11 @@ def _child_main(settings: ProcessSettings, items: Any, messages: Any) -> None:
     if settings.nice and hasattr(os, "nice"):
         try:
             os.nice(settings.nice)
+        except OSError:
+            pass
+    if settings.idle and hasattr(os, "SCHED_IDLE"):  # threads started later inherit it
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         except OSError:
             pass
     logging.basicConfig(

@@ -60,6 +60,9 @@ _HOW_TO_ACQUIRE = {
     "dark": "pass shutter=<the shutter> and num_darks >= 1",
     "flat": "pass sample_x=<the sample stage> and num_flats >= 1",
 }
+#: Least seconds between two writes of enhanced frames to the live result: each write is
+#: a request the Tiled server serves (in the RunEngine's process when it is embedded).
+PUBLISH_S = 1.0
 #: Seconds ``finish`` waits for the training thread after asking it to stop.
 _TRAINING_JOIN_S = 600.0
 
@@ -144,6 +147,7 @@ class TomographyAnalysis:
         self._trained: Any = None
         self._stop_training = threading.Event()
         self._published = 0  # enhanced frames readable in Tiled (a prefix)
+        self._last_publish = -float("inf")
         self._republish: set[int] = set()
         self.timings: dict[str, float] = {}
         self.t0 = time.monotonic()
@@ -482,7 +486,8 @@ class TomographyAnalysis:
             stale = self._stale()
             if stale.size:
                 self._enhance(stale[: self.settings.batch_size].tolist())
-        self._publish()
+        if time.monotonic() - self._last_publish >= PUBLISH_S:
+            self._publish()
 
     def _stale(self) -> np.ndarray:
         """Frames enhanced by an older model version than the one in use."""
@@ -517,6 +522,7 @@ class TomographyAnalysis:
 
     def _publish(self) -> None:
         """Write newly enhanced frames (a growing prefix) and re-enhanced ones to Tiled."""
+        self._last_publish = time.monotonic()
         done = self.enhanced_by >= 0
         end = self._published
         while end < done.size and done[end]:
