@@ -185,8 +185,8 @@ def load(args: argparse.Namespace, work: Path) -> str:
         "its own budget |",
         f"| scan wall time / result stored after the scan | {t_scan:.1f} s / "
         f"{t_stored - t_end:.1f} s | |",
-        f"| enhanced frames during the scan / stored | "
-        f"{md.get('frames', {}).get('enhanced_during_scan')} / {shape[0]} | |",
+        f"| enhanced frames readable when the stop document was handled / stored | "
+        f"{md.get('frames', {}).get('enhanced_before_stop')} / {shape[0]} | |",
         "| frame latency after the first model (median / p90) | "
         + _latency(md) + " | |",
     ])

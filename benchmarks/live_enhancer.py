@@ -152,7 +152,8 @@ def main() -> None:
         f"| enhanced frame readable in Tiled after its event, once the first model exists "
         f"(median / p90 / max) | {_lat(lat)} | median <= 2 s "
         f"{'met' if lat and lat['median'] <= 2 else 'NOT met'} |",
-        f"| frames enhanced during the scan | {frames.get('enhanced_during_scan', 0)} of "
+        f"| frames readable when the stop document was handled | "
+        f"{frames.get('enhanced_before_stop', 0)} of "
         f"{args.projections} | |",
         f"| model versions (validation PSNR, frames enhanced first / again) | "
         f"{_versions(md)} | |",

@@ -375,6 +375,6 @@ def test_enhanced_frames_readable_during_the_scan(tiled_client, live_RE, frames_
     assert versions and [v["version"] for v in versions] == list(range(1, len(versions) + 1))
     assert res.enhanced.shape == (n, 32, 32)
     frames = md["frames"]
-    assert frames["enhanced_during_scan"] >= max(length for _, length in during)
+    assert frames["enhanced_before_stop"] >= max(length for _, length in during)
     median = frames["latency_after_first_model_s"]["median"]
     assert np.isfinite(median) and median > 0

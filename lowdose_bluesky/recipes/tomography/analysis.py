@@ -571,6 +571,7 @@ class TomographyAnalysis:
         arrays: dict[str, np.ndarray] = {}
         if self.enhanced is not None:
             t = time.monotonic()
+            readable = int(np.isfinite(self.latency[:n]).sum())  # when the stop was handled
             self._final_model()
             rest = sorted(set(self.pending) | set(self._stale().tolist()))
             for i in range(0, len(rest), self.settings.batch_size):
@@ -580,7 +581,7 @@ class TomographyAnalysis:
             arrays["enhanced"] = self.enhanced[:n]
             arrays["enhanced_by"] = self.enhanced_by[:n]
             md["model"].update(self._model_md())
-            md["frames"] = self._latency_md(n)
+            md["frames"] = {**self._latency_md(n), "enhanced_before_stop": readable}
         if self.settings.reconstruct:
             self.context.progress(force=True, stage="reconstruction")
             self._reconstruct(n, md, arrays)
@@ -625,8 +626,7 @@ class TomographyAnalysis:
         """How soon frames were readable in Tiled after their events."""
         first = self.versions.first_model_at
         md: dict[str, Any] = {
-            "first_model_after_start_s": None if first is None else first - self.t0,
-            "enhanced_during_scan": int(np.isfinite(self.latency[:n]).sum())}
+            "first_model_after_start_s": None if first is None else first - self.t0}
         if first is not None:
             after = self.received[:n] >= first
             lat = self.latency[:n][after & np.isfinite(self.latency[:n])]
