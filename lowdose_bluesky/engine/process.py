@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import multiprocessing.connection
 import os
 import queue
 import signal
@@ -107,9 +108,16 @@ def _child_main(settings: ProcessSettings, items: Any, messages: Any) -> None:
         item = items.get()
         if item is None:
             break
+        if item[0] == "start":
+            messages.put(("accepted", item[1]["uid"], {}))
         worker.submit(item)
     worker.close()
     messages.put(("closed", None, {}))
+
+
+def _ended(process: Any) -> bool:
+    """Whether ``process`` has ended: its sentinel is readable (no reaping, thread-safe)."""
+    return bool(mp.connection.wait([process.sentinel], timeout=0))
 
 
 class AnalysisProcess:
@@ -137,6 +145,9 @@ class AnalysisProcess:
         self._lock = threading.Lock()
         self._in_flight: dict[str, str | None] = {}  # run uid -> live result uid
         self._dropping = False
+        # the items of the run whose start the process has not yet accepted: they go to a
+        # fresh process if this one turns out to have died before it read them
+        self._unaccepted: tuple[str, list[tuple[Any, ...]]] | None = None
         self._closing = False
         self.restarts = 0
         self.ready = threading.Event()
@@ -167,14 +178,17 @@ class AnalysisProcess:
 
     def send(self, item: tuple[Any, ...]) -> None:
         """Hand an item to the analysis process (never blocks)."""
-        if item[0] == "start" and not self._closing and not self.process.is_alive():
+        if item[0] == "start" and not self._closing and _ended(self.process):
             self._died(self.process)  # not noticed yet: the new run goes to a fresh process
         with self._lock:
             if item[0] == "start":
                 self._dropping = False
                 self._in_flight[item[1]["uid"]] = None
+                self._unaccepted = (item[1]["uid"], [])
             elif self._dropping:
                 return  # the rest of a run whose analysis process died
+            if self._unaccepted is not None:
+                self._unaccepted[1].append(item)
             self._items.put(item)
 
     def close(self, timeout: float | None = None) -> None:
@@ -198,7 +212,7 @@ class AnalysisProcess:
             try:
                 message = messages.get(timeout=0.5)
             except queue.Empty:
-                if process.is_alive():
+                if not _ended(process):
                     continue
                 try:  # what it said before it died
                     while True:
@@ -216,6 +230,11 @@ class AnalysisProcess:
         if kind == "ready":
             self.ready.set()
             return
+        if kind == "accepted":
+            with self._lock:
+                if self._unaccepted is not None and self._unaccepted[0] == run_uid:
+                    self._unaccepted = None
+            return
         if kind == "closed":
             return
         with self._lock:
@@ -230,16 +249,24 @@ class AnalysisProcess:
 
     def _died(self, process: Any) -> None:
         """Replace the dead ``process``; its runs' failures are stored on another thread."""
+        process.join(5.0)  # reap it: its exit code
         cause = (f"the analysis process (pid {process.pid}) {describe_exit(process.exitcode)}")
         with self._lock:
             if process is not self.process:
                 return  # already replaced
-            lost = list(self._in_flight.items())
-            self._in_flight.clear()
-            self._dropping = bool(lost)
+            resend = self._unaccepted
+            self._unaccepted = None
+            lost = [(uid, result) for uid, result in self._in_flight.items()
+                    if resend is None or uid != resend[0]]
+            self._in_flight = {} if resend is None else {resend[0]: None}
+            self._dropping = bool(lost) and resend is None
             self._items.cancel_join_thread()
             self._spawn()
             self.restarts += 1
+            if resend is not None:  # never read by the dead process: the new one takes it
+                self._unaccepted = resend
+                for item in resend[1]:
+                    self._items.put(item)
         log.error("%s; a new analysis process (pid %s) serves the next run", cause,
                   self.process.pid)
 
