@@ -284,8 +284,11 @@ def run_demo(data_dir: str | Path, *, size: int = 128, projections: int = 181,
         RE = RunEngine({}, call_returns_result=False,
                        context_managers=[lambda engine: _AbortOnSigint(engine, cancel.event.set)])
         subscribe_writer(RE, client)
-        live = LiveEnhancer(client, method=method, n2i_options=n2i_options, epochs=epochs,
-                            training_budget=training_budget, progress=progress, seed=seed,
+        # on a thread of this process: Ctrl-C stops training through the in-process
+        # stop_requested hook (an analysis process ignores Ctrl-C)
+        live = LiveEnhancer(client, process=False, method=method, n2i_options=n2i_options,
+                            epochs=epochs, training_budget=training_budget,
+                            progress=progress, seed=seed,
                             train_options={"stop_requested": cancel})
         RE.subscribe(clock)
         RE.subscribe(live)

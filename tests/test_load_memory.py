@@ -86,7 +86,7 @@ def test_finished_runs_leave_nothing_in_the_frame_source(tiled_client, stored_tx
                         epochs=1, progress=False, reconstruct=False,
                         train_options=TRAIN)
     RE.subscribe(live)
-    source = live.source
+    source = live.worker.source
     for _ in range(2):
         RE(lowdose_tomo_plan(stored_txm.detector, stored_txm.rotation,
                              sample_x=stored_txm.sample_x, shutter=stored_txm.shutter,

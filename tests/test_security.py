@@ -528,23 +528,19 @@ def test_live_enhancer_and_worker_name_a_bad_checkpoint_file_before_starting(
 
 def test_a_bad_stored_checkpoint_is_named_by_its_result(checkpoint_bytes, tmp_path,
                                                         tiled_client):
-    from lowdose_bluesky.callbacks import LiveEnhancer
+    from lowdose_bluesky.recipes.tomography.recipe import _load
     from lowdose_bluesky.storage import write_result
 
     marker = tmp_path / "marker"
-    live = LiveEnhancer(tiled_client, process=False, method="supervised", progress=False)
-    try:
-        for data, problem in ((flipped(checkpoint_bytes), "corrupted Enhancer checkpoint: "
-                               "SHA-256 digest does not match"),
-                              (pickled("pickle-5", marker), "not an Enhancer checkpoint: it "
-                               "is a Python pickle (protocol 5")):
-            uid = write_result(tiled_client, parent_uid="security", checkpoint=data,
-                               metadata={"status": "complete"})
-            with pytest.raises(ValueError, match=re.escape(f"checkpoint of result {uid}: "
-                                                           f"{problem}")):
-                live._pretrained(uid)
-    finally:
-        live.close()
+    for data, problem in ((flipped(checkpoint_bytes), "corrupted Enhancer checkpoint: "
+                           "SHA-256 digest does not match"),
+                          (pickled("pickle-5", marker), "not an Enhancer checkpoint: it "
+                           "is a Python pickle (protocol 5")):
+        uid = write_result(tiled_client, parent_uid="security", checkpoint=data,
+                           metadata={"status": "complete"})
+        with pytest.raises(ValueError, match=re.escape(f"checkpoint of result {uid}: "
+                                                       f"{problem}")):
+            _load(uid, tiled_client, "cpu")  # how the recipe loads pretrained=<uid>
     assert not marker.exists()
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import pickle
 import threading
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from ..engine import (
@@ -283,7 +283,7 @@ def _portable(settings: Any) -> Any:
 def _check_picklable(recipes: dict[str, Any]) -> None:
     """Refuse options the analysis process cannot receive (e.g. a lambda in train_options)."""
     try:
-        pickle.dumps(recipes)
+        ForkingPickler.dumps(recipes)  # what the queue to the process does
     except Exception as exc:
         raise ValueError(
             f"the analysis options cannot be sent to the analysis process ({exc}); pass "

@@ -170,8 +170,8 @@ def test_interrupted_scan(tiled_client, RE, txm, thread_origins, how, during):
     # the analysis: a complete result only for a complete scan, and no thread left behind
     result_uid = live.wait(timeout=300)
     live.close()
-    assert not live._worker.is_alive()
-    roots = {threading.current_thread(), engine_thread[0], live._worker}
+    assert not live.worker.thread.is_alive()
+    roots = {threading.current_thread(), engine_thread[0], live.worker.thread}
     leftovers = _leftover_threads(thread_origins, roots, txm.detector)
     assert not leftovers, f"threads still running after LiveEnhancer.close(): {leftovers}"
     res = results(tiled_client, uid)

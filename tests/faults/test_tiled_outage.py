@@ -187,7 +187,7 @@ def test_live_result_saved_locally_when_tiled_dies_then_replayed(tmp_path, fast_
                                                                     monkeypatch, caplog, capsys):
     from lowdose_bluesky import results
     from lowdose_bluesky.callbacks import LiveEnhancer, ResultNotStored
-    from lowdose_bluesky.callbacks import live_enhancer as live_module
+    from lowdose_bluesky.engine import results as live_module
 
     from ..callbacks._live import TRAIN
 

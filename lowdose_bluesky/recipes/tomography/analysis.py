@@ -560,6 +560,8 @@ class TomographyAnalysis:
         }
         complete = stop.get("exit_status") == "success" and n >= self.expected_projections
         self._end_training(wait=complete)
+        if self._trained is not None or self.versions.current is not None:
+            md["model"].update(self._model_md())  # how training went, even if incomplete
         if not complete:
             md.update(status="incomplete", error=(
                 f"scan ended with exit_status={stop.get('exit_status')!r} after {n} of "
