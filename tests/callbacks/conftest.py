@@ -17,4 +17,6 @@ def live_txm(frames_root, request):
 def live_RE(tiled_client):
     RE = RunEngine({}, call_returns_result=False)
     subscribe_writer(RE, tiled_client, batch_size=10)
-    return RE
+    yield RE
+    if RE.state != "idle":  # a test that failed mid-scan leaves no run open
+        RE.halt()
