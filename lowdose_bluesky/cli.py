@@ -200,7 +200,7 @@ def _scan(args: argparse.Namespace) -> int:
     from .scan import simulated_scan
 
     summary = simulated_scan(args.data_dir, size=args.size, projections=args.projections,
-                             dose_ratio=args.dose_ratio, seed=args.seed)
+                             dose_ratio=args.dose_ratio, seed=args.seed, fly=args.fly)
     print(f"Run {summary.uid} acquired in {summary.seconds:.1f} s.")
     for stream, shape in summary.shapes.items():
         print(f"  {stream:<10} {shape}")
@@ -210,7 +210,7 @@ def _scan(args: argparse.Namespace) -> int:
     print("  from lowdose_bluesky.storage import connect")
     print(f"  client = connect(directory={str(summary.catalog_dir)!r}, "
           f"readable_storage=[{str(summary.frames_dir)!r}])")
-    print(f"  client['raw']['{summary.uid}']['primary']['det_image'].read()")
+    print(f"  client['raw']['{summary.uid}']['primary']['{summary.image_key}'].read()")
     return 0
 
 
@@ -266,7 +266,7 @@ def _demo(args: argparse.Namespace) -> int:
                         training_budget=args.training_budget, seed=args.seed,
                         progress=not args.no_progress, figure=args.figure,
                         log=lambda line: print(line, file=sys.stderr, flush=True),
-                        blind=args.blind, **_method_options(args))
+                        blind=args.blind, fly=args.fly, **_method_options(args))
     except DemoFailed as exc:
         print(f"lowdose-bluesky: analysis failed: {exc}", file=sys.stderr)
         return 1
@@ -379,6 +379,11 @@ def _add_catalog_options(parser: argparse.ArgumentParser, data_dir_help: str) ->
                        help=f"Tiled server URI instead (API key in the URI or {API_KEY_ENV})")
 
 
+_FLY_HELP = ("fly the rotation: lowdose_tomo_flyscan on the ophyd-async simulated TXM (the "
+             "stage moves continuously, the detector times its own exposures, frames are "
+             "announced by StreamDatum); default: lowdose_tomo_plan steps it on ophyd devices")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(prog="lowdose-bluesky", description=(
@@ -395,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--seed", type=int, default=0, help="phantom and noise seed")
     scan.add_argument("--data-dir", type=_data_dir, default=DEFAULT_DATA_DIR,
                       help="where frames and the Tiled catalog go (default ./lowdose_data)")
+    scan.add_argument("--fly", action="store_true", help=_FLY_HELP)
     scan.set_defaults(func=_scan)
 
     worker = sub.add_parser("worker", help="run the live analysis on this machine, fed by a "
@@ -468,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "and no long-exposure darks or flats; the analysis learns from the "
                            "short-exposure frames alone (--dose-ratio then only sets the "
                            "nominal long exposure recorded with the run)")
+    demo.add_argument("--fly", action="store_true", help=_FLY_HELP)
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_method_options(demo)
     demo.set_defaults(func=_demo)

@@ -33,7 +33,7 @@ from bluesky.utils import RunEngineInterrupted
 from tqdm.auto import tqdm
 
 from .devices.sim import make_sim_txm
-from .plans import lowdose_tomo_plan
+from .plans import lowdose_tomo_flyscan, lowdose_tomo_plan
 from .report import RunReport, collect_report, format_table, save_report_figure
 from .storage import close, connect, subscribe_writer
 
@@ -155,6 +155,7 @@ class _ScanProgress:
     def __init__(self, total: int, enabled: bool,
                  on_start: Callable[[str], None] | None = None) -> None:
         self.total = total
+        self.fly_key: str | None = None  # image data key of a flown rotation
         self.on_start = on_start
         self.enabled = enabled
         self.bar: tqdm | None = None
@@ -163,6 +164,13 @@ class _ScanProgress:
         self.last_primary: float | None = None
         self.primary = 0
         self._streams: dict[str, str] = {}
+        self._frame_key: dict[str, str] = {}  # stream resource uid -> data key
+
+    def _primary(self, n: int) -> None:
+        self.primary += n
+        self.last_primary = time.perf_counter()
+        if self.bar is not None:
+            self.bar.update(n)
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
         if name == "start":
@@ -175,10 +183,16 @@ class _ScanProgress:
             self._streams[doc["uid"]] = doc["name"]
         elif name == "event":
             if self._streams.get(doc["descriptor"]) == "primary":
-                self.primary += 1
-                self.last_primary = time.perf_counter()
-            if self.bar is not None:
+                self._primary(1)
+            elif self.bar is not None:
                 self.bar.update(1)
+        elif name == "stream_resource":
+            self._frame_key[doc["uid"]] = doc["data_key"]
+        elif name == "stream_datum" and self.fly_key is not None:
+            # a flown rotation has no events: count the frames its StreamDatum announce
+            if (self._streams.get(doc["descriptor"]) == "primary"
+                    and self._frame_key.get(doc["stream_resource"]) == self.fly_key):
+                self._primary(doc["seq_nums"]["stop"] - doc["seq_nums"]["start"])
         elif name == "stop":
             self.exit_status = doc.get("exit_status")
             self.close()
@@ -211,7 +225,8 @@ def run_demo(data_dir: str | Path, *, size: int = 128, projections: int = 181,
              dose_ratio: float = 15.0, epochs: int = 30, training_budget: float | None = 60.0,
              seed: int = 0, progress: bool = True, figure: str | Path | None = None,
              log: Callable[[str], None] | None = None, blind: bool = False,
-             method: str = "auto", n2i_options: dict[str, Any] | None = None) -> DemoResult:
+             method: str = "auto", n2i_options: dict[str, Any] | None = None,
+             fly: bool = False) -> DemoResult:
     """Scan a simulated sample with live enhancement and compare with the ground truth.
 
     Parameters
@@ -245,6 +260,9 @@ def run_demo(data_dir: str | Path, *, size: int = 128, projections: int = 181,
     method, n2i_options
         The analysis method and Noise2Inverse settings (see
         :class:`~lowdose_bluesky.callbacks.LiveEnhancer`).
+    fly
+        Fly the rotation: :func:`~lowdose_bluesky.plans.lowdose_tomo_flyscan` on the
+        ophyd-async simulated TXM instead of ``lowdose_tomo_plan`` on ophyd devices.
 
     Returns
     -------
@@ -260,6 +278,8 @@ def run_demo(data_dir: str | Path, *, size: int = 128, projections: int = 181,
         If the analysis failed (the raw run and the failure are stored).
     """
     _check(size, projections, dose_ratio, epochs, training_budget, blind)
+    if not isinstance(fly, bool):
+        raise ValueError(f"fly must be True or False, got {fly!r}")
     from .callbacks import LiveEnhancer
 
     t_start = time.perf_counter()
@@ -268,10 +288,13 @@ def run_demo(data_dir: str | Path, *, size: int = 128, projections: int = 181,
         raise ValueError(f"data_dir {str(data_dir)!r} exists and is not a directory")
     frames, catalog = root / "frames", root / "tiled"
     frames.mkdir(parents=True, exist_ok=True)
-    txm = make_sim_txm(detector_shape=(size, size), seed=seed, flux=FLUX, data_dir=frames)
+    cancel = _Cancel()
+    RE = RunEngine({}, call_returns_result=False,
+                   context_managers=[lambda engine: _AbortOnSigint(engine, cancel.event.set)])
+    txm = make_sim_txm(detector_shape=(size, size), seed=seed, flux=FLUX, data_dir=frames,
+                       flavour="ophyd-async" if fly else "ophyd")
     client = connect(directory=catalog, readable_storage=[frames])
     live = None
-    cancel = _Cancel()
     reference_angles: tuple[float, ...] = () if blind else REFERENCE_ANGLES
     exposures = 1 if blind else 2
     total = exposures * (NUM_DARKS + NUM_FLATS) + 2 * len(reference_angles) + projections
@@ -281,8 +304,6 @@ def run_demo(data_dir: str | Path, *, size: int = 128, projections: int = 181,
         f"run {uid}: scanning {projections} projections of {size}x{size}{kind} into {root} "
         "(Ctrl-C stops)"))
     try:
-        RE = RunEngine({}, call_returns_result=False,
-                       context_managers=[lambda engine: _AbortOnSigint(engine, cancel.event.set)])
         subscribe_writer(RE, client)
         # on a thread of this process: Ctrl-C stops training through the in-process
         # stop_requested hook (an analysis process ignores Ctrl-C)
@@ -292,7 +313,9 @@ def run_demo(data_dir: str | Path, *, size: int = 128, projections: int = 181,
                             train_options={"stop_requested": cancel})
         RE.subscribe(clock)
         RE.subscribe(live)
-        plan = lowdose_tomo_plan(
+        if fly:
+            clock.fly_key = txm.detector.name
+        plan = (lowdose_tomo_flyscan if fly else lowdose_tomo_plan)(
             txm.detector, txm.rotation, sample_x=txm.sample_x, shutter=txm.shutter,
             reference_angles=reference_angles, short_exposure=SHORT_EXPOSURE,
             long_exposure=SHORT_EXPOSURE * dose_ratio, num_projections=projections,

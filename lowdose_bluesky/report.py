@@ -91,6 +91,30 @@ def _image_key(start: dict[str, Any]) -> str:
                          "(no 'lowdose' section in its start document)") from None
 
 
+def primary_angles(run: Any, lowdose: dict[str, Any]) -> np.ndarray:
+    """Angles (deg) of a stored run's primary frames.
+
+    A stepped rotation has the stage readback in every event; a flown one has the
+    angle the detector read back with each frame (``lowdose["angle_key"]``) or, when
+    it records none, the trigger schedule of the start document.
+    """
+    primary = run["primary"]
+    for key in (lowdose["rotation_key"], lowdose.get("angle_key")):
+        if key and key in primary:
+            return np.asarray(primary[key].read(), dtype=float).reshape(-1)
+    fly = lowdose.get("fly") or {}
+    if "angles" in fly:
+        return np.asarray(fly["angles"], dtype=float)
+    raise ValueError(f"the primary stream has no {lowdose['rotation_key']!r} column and the "
+                     "start document no fly-scan schedule")
+
+
+def _frame(node: Any, index: int) -> np.ndarray:
+    """One 2-D frame of an image column (StreamResource keys may carry a length-1 axis)."""
+    frame = np.asarray(node[index], dtype=np.float32)
+    return frame.reshape(frame.shape[-2:])
+
+
 def _by_exposure(stream: Any, image_key: str, exposure_key: str, exposure: float
                  ) -> np.ndarray:
     """The frames of ``stream`` taken at ``exposure`` seconds, ``(K, H, W)`` float32."""
@@ -99,8 +123,8 @@ def _by_exposure(stream: Any, image_key: str, exposure_key: str, exposure: float
     if where.size == 0:
         raise ValueError(f"no frame at exposure {exposure} s in this stream (exposures "
                          f"present: {sorted(set(exposures.tolist()))})")
-    frames = stream[image_key].read()
-    return np.asarray(frames[where], dtype=np.float32)
+    frames = np.asarray(stream[image_key].read(), dtype=np.float32)
+    return frames.reshape(frames.shape[0], *frames.shape[-2:])[where]
 
 
 def rebuild_phantom(start: dict[str, Any]) -> np.ndarray | None:
@@ -187,7 +211,7 @@ def _add_projections(report: RunReport, run: Any) -> None:
     long_at = np.flatnonzero(np.isclose(ref_exposures, long))
     if long_at.size == 0:
         return
-    angles = np.asarray(run["primary"][rot].read(), dtype=float)
+    angles = primary_angles(run, lowdose)
     # the reference angle with the nearest primary projection
     gaps = [float(np.min(np.abs(angles - ref_angles[i]))) for i in long_at]
     pick = int(long_at[int(np.argmin(gaps))])
@@ -197,9 +221,9 @@ def _add_projections(report: RunReport, run: Any) -> None:
     flat_short = _by_exposure(flats, key, exp, short)
     dark_long = _by_exposure(darks, key, exp, long)
     flat_long = _by_exposure(flats, key, exp, long)
-    frame = np.asarray(run["primary"][key][index], dtype=np.float32)
+    frame = _frame(run["primary"][key], index)
     report.raw_projection = normalize(frame, flat_short, dark_short)
-    long_frame = np.asarray(reference[key][pick], dtype=np.float32)
+    long_frame = _frame(reference[key], pick)
     report.long_reference = normalize(long_frame, flat_long, dark_long)
     report.projection_index, report.projection_angle = index, float(angles[index])
     report.reference_angle = float(ref_angles[pick])

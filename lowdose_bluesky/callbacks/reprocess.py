@@ -18,6 +18,8 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from ..engine import TiledFrameSource
 from ..storage import RAW
 from .live_enhancer import LiveEnhancer
@@ -60,13 +62,15 @@ def stored_run_documents(client: Any, run_uid: str) -> Iterator[tuple[str, dict[
         node = run[stream]
         descriptor = {"uid": f"{run_uid}/{stream}", "name": stream, "run_start": run_uid}
         yield "descriptor", descriptor
-        angles = node[rotation].read()
-        exposures = node[exposure].read()
+        # A fly scan's rotation stream has no event columns: the analysis takes its
+        # angles and exposure from the start document and the detector's readbacks.
+        columns = {key: node[key].read() for key in (rotation, exposure) if key in node}
         for i in range(int(node[image].shape[0])):
+            data = {image: f"{stream}/{i}"}
+            data.update({key: float(np.asarray(values[i]).ravel()[0])
+                         for key, values in columns.items()})
             yield "event", {"uid": f"{run_uid}/{stream}/{i}", "descriptor": descriptor["uid"],
-                            "seq_num": i + 1,
-                            "data": {image: f"{stream}/{i}", rotation: float(angles[i]),
-                                     exposure: float(exposures[i])}}
+                            "seq_num": i + 1, "data": data}
     stop = run.metadata.get("stop")
     if stop is None:
         log.warning("run %s has no stop document (the scan never ended cleanly); treating "

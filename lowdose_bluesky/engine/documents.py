@@ -21,7 +21,13 @@ class DocumentRouter:
     Items: ``("start", start, recipe name)``, ``("doc", name, doc)`` for documents that
     announce frames, ``("event", run_uid, stream, index, descriptor uid, seq_num, data,
     received)`` (``received``: ``time.monotonic()``; ``index`` counts the stream's
-    events from 0) and ``("stop", stop)``. A run whose ``plan_name`` no recipe serves is
+    events from 0) and ``("stop", stop)``.
+
+    A stream whose data keys are all external (a fly scan's ``collect`` stream: frames
+    and per-frame readbacks in files) has no events: its frames arrive with the
+    StreamDatum documents that announce them. Each sequence number becomes an
+    ``"event"`` item with empty ``data`` once every data key with a StreamResource
+    has been announced up to it. A run whose ``plan_name`` no recipe serves is
     ignored with one log line: other plans run on the same RunEngine.
 
     Parameters
@@ -44,6 +50,12 @@ class DocumentRouter:
         self.run_uid: str | None = None
         self._streams: dict[str, str] = {}
         self._counters: dict[str, int] = {}
+        # Streams without events: descriptor uid -> its external data keys
+        self._collected: dict[str, set[str]] = {}
+        self._resource_keys: dict[str, str] = {}  # stream resource uid -> data key
+        # (descriptor uid, data key) -> last sequence number announced + 1
+        self._announced: dict[tuple[str, str], int] = {}
+        self._arrived: dict[str, int] = {}  # descriptor uid -> next sequence number
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
         handler = getattr(self, f"_{name}", None)
@@ -54,8 +66,9 @@ class DocumentRouter:
 
     def _start(self, doc: dict[str, Any]) -> None:
         self.run_uid = None
-        self._streams.clear()
-        self._counters.clear()
+        for table in (self._streams, self._counters, self._collected, self._resource_keys,
+                      self._announced, self._arrived):
+            table.clear()
         spec = recipe_for(doc, self.recipes)
         if spec is None:
             log.info("run %s (plan_name %r): no recipe serves this plan; not analysed "
@@ -71,6 +84,32 @@ class DocumentRouter:
     def _descriptor(self, doc: dict[str, Any]) -> None:
         if self.run_uid is not None and doc.get("run_start", self.run_uid) == self.run_uid:
             self._streams[doc["uid"]] = doc.get("name", "primary")
+            keys = doc.get("data_keys", {})
+            if keys and all(key.get("external") for key in keys.values()):
+                self._collected[doc["uid"]] = set(keys)
+
+    def _stream_resource(self, doc: dict[str, Any]) -> None:
+        if self.run_uid is None:
+            return
+        self._resource_keys[doc["uid"]] = doc["data_key"]
+        self.sink(("doc", "stream_resource", doc))
+
+    def _stream_datum(self, doc: dict[str, Any]) -> None:
+        if self.run_uid is None:
+            return
+        self.sink(("doc", "stream_datum", doc))
+        descriptor = doc["descriptor"]
+        keys = self._collected.get(descriptor)
+        key = self._resource_keys.get(doc["stream_resource"])
+        if keys is None or key not in keys:
+            return  # frames of a stream with events arrive with the events
+        self._announced[descriptor, key] = int(doc["seq_nums"]["stop"])
+        announced = [self._announced.get((descriptor, k), 1) for k in keys
+                     if k in self._resource_keys.values()]
+        first = self._arrived.get(descriptor, 1)
+        self._arrived[descriptor] = max(first, min(announced))
+        for seq_num in range(first, min(announced)):
+            self._event({"descriptor": descriptor, "seq_num": seq_num, "data": {}})
 
     def _event(self, doc: dict[str, Any]) -> None:
         stream = self._streams.get(doc["descriptor"])

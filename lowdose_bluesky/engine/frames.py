@@ -210,7 +210,9 @@ class TiledFrameSource:
             try:
                 node = self.client[self.container][ref["run_uid"]][ref["stream"]][ref["key"]]
                 if node.shape[0] > ref["index"]:
-                    return np.asarray(node[ref["index"]])
+                    value = np.asarray(node[ref["index"]])
+                    # StreamResource data keys of one collection per event: (1, H, W)
+                    return value[0] if value.ndim == 3 and value.shape[0] == 1 else value
             except KeyError as exc:  # run, stream or key not written yet
                 last = exc
             if time.monotonic() > deadline:

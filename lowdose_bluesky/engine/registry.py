@@ -93,4 +93,4 @@ def load_recipe(spec: RecipeSpec, options: Mapping[str, Any] | None = None) -> A
 
 
 register_recipe("tomography", "lowdose_bluesky.recipes.tomography:TomographyRecipe",
-                ("lowdose_tomo_plan",))
+                ("lowdose_tomo_plan", "lowdose_tomo_flyscan"))

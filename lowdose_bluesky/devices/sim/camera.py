@@ -1,13 +1,9 @@
 """A simulated TXM area detector: noisy frames written to HDF5 like an AreaDetector.
 
-Counts per pixel::
-
-    Poisson(flux * exposure * flat_field(y, x) * exp(-mu * L(y, x)))
-        + dark_current * exposure + Normal(0, read_noise)
-
-clipped to ``[0, 65535]`` and stored as ``uint16`` (saturation is real). ``L``
-is the exact line integral through the phantom for the current stage
-positions, supplied by a :class:`~lowdose_bluesky.devices.sim.optics.SimOptics`.
+The counts follow :mod:`lowdose_bluesky.devices.sim.counting` (Poisson photon counts,
+dark current, read noise, ``uint16`` saturation) for the line integrals through the
+phantom at the current stage positions, supplied by a
+:class:`~lowdose_bluesky.devices.sim.optics.SimOptics`.
 """
 
 from __future__ import annotations
@@ -15,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +20,10 @@ from ophyd import Device, Kind, Signal
 from ophyd.status import DeviceStatus
 
 from ..hdf5_frames import HDF5FrameWriter
+from .counting import CountingModel, simulation_metadata, transmission
 from .optics import SimOptics
 
 __all__ = ["SimCamera"]
-
-UINT16_MAX = np.iinfo(np.uint16).max
-_NOISE_BANDS = 2
 
 
 class _ImageSignal(Signal):
@@ -82,52 +75,71 @@ class SimCamera(Device):
                  **kwargs: Any) -> None:
         super().__init__(prefix, name=name, **kwargs)
         self.optics = optics
-        self.frame_shape = (int(frame_shape[0]), int(frame_shape[1]))
-        self.flux = float(flux)
-        self.dark_current = float(dark_current)
-        self.read_noise = float(read_noise)
+        self.counting = CountingModel(frame_shape, flux=flux, dark_current=dark_current,
+                                      read_noise=read_noise, seed=seed, flat_field=flat_field,
+                                      name=name)
         self.data_dir = Path(data_dir)
         self.realistic_timing = bool(realistic_timing)
-        self.seed = seed
-        # One generator per band of rows: bands are drawn in parallel threads
-        # (numpy releases the GIL) and the result does not depend on timing.
-        self._rngs = [np.random.default_rng(s)
-                      for s in np.random.SeedSequence(seed).spawn(_NOISE_BANDS)]
-        self._pool = ThreadPoolExecutor(_NOISE_BANDS, thread_name_prefix=f"{name}-noise")
-        self.flat_field = (flat_field if flat_field is not None
-                           else smooth_flat_field(self.frame_shape, seed=seed)).astype(np.float32)
         self._writer: HDF5FrameWriter | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------- physics
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """``(H, W)`` of a frame."""
+        return self.counting.frame_shape
+
+    @property
+    def flux(self) -> float:
+        """Open-beam counts per pixel per second at the flat-field maximum."""
+        return self.counting.flux
+
+    @flux.setter
+    def flux(self, value: float) -> None:
+        self.counting.flux = float(value)
+
+    @property
+    def dark_current(self) -> float:
+        """Dark counts per pixel per second."""
+        return self.counting.dark_current
+
+    @dark_current.setter
+    def dark_current(self, value: float) -> None:
+        self.counting.dark_current = float(value)
+
+    @property
+    def read_noise(self) -> float:
+        """Standard deviation (counts) of the Gaussian read noise."""
+        return self.counting.read_noise
+
+    @read_noise.setter
+    def read_noise(self, value: float) -> None:
+        self.counting.read_noise = float(value)
+
+    @property
+    def seed(self) -> int | None:
+        """Seed of the noise and of the default flat field."""
+        return self.counting.seed
+
+    @property
+    def flat_field(self) -> np.ndarray:
+        """Beam profile ``(H, W)`` (``float32``)."""
+        return self.counting.flat_field
+
+    @flat_field.setter
+    def flat_field(self, value: np.ndarray) -> None:
+        self.counting.flat_field = np.asarray(value, dtype=np.float32)
+
     def expected_counts(self, exposure: float) -> np.ndarray:
         """Mean photon counts for the current beam state (no noise, no dark)."""
         line_integral = self.optics.line_integrals()
-        if line_integral is None:
-            return np.zeros(self.frame_shape, dtype=np.float32)
-        transmission = np.exp(-self.optics.mu * line_integral, dtype=np.float32)
-        return (self.flux * exposure) * self.flat_field * transmission
+        transmitted = None if line_integral is None else transmission(line_integral,
+                                                                      self.optics.mu)
+        return self.counting.expected_counts(exposure, transmitted)
 
     def acquire_frame(self, exposure: float) -> np.ndarray:
         """Draw one noisy ``uint16`` frame for the current beam state."""
-        lam = self.expected_counts(exposure)
-        frame = np.empty(self.frame_shape, dtype=np.uint16)
-        bands = np.array_split(np.arange(self.frame_shape[0]), _NOISE_BANDS)
-        jobs = [self._pool.submit(self._noisy_band, lam[b[0]:b[-1] + 1], exposure, rng,
-                                  frame[b[0]:b[-1] + 1])
-                for b, rng in zip(bands, self._rngs, strict=True) if b.size]
-        for job in jobs:
-            job.result()
-        return frame
-
-    def _noisy_band(self, lam: np.ndarray, exposure: float, rng: np.random.Generator,
-                    out: np.ndarray) -> None:
-        counts = rng.poisson(lam).astype(np.float32)
-        counts += self.dark_current * exposure
-        if self.read_noise > 0:
-            counts += self.read_noise * rng.standard_normal(lam.shape, dtype=np.float32)
-        np.clip(np.rint(counts, out=counts), 0, UINT16_MAX, out=counts)
-        out[...] = counts
+        return self.counting.draw(self.expected_counts(exposure), exposure)
 
     # -------------------------------------------------------- bluesky protocol
     def stage(self) -> list[Any]:
@@ -182,26 +194,4 @@ class SimCamera(Device):
 
     def start_metadata(self) -> dict[str, Any]:
         """Simulation facts for the run's start document."""
-        return {"simulation": {
-            "phantom": self.optics.phantom.describe(),
-            "seed": self.seed,
-            "flux": self.flux,
-            "dark_current": self.dark_current,
-            "read_noise": self.read_noise,
-            "mu": self.optics.mu,
-        }}
-
-
-def smooth_flat_field(shape: tuple[int, int], *, seed: int | None, amplitude: float = 0.15
-                      ) -> np.ndarray:
-    """A smooth beam profile in ``(1 - amplitude, 1]``: Gaussian envelope plus slow ripples."""
-    rng = np.random.default_rng(None if seed is None else seed + 7919)
-    h, w = shape
-    y = np.linspace(-1, 1, h)[:, None]
-    x = np.linspace(-1, 1, w)[None, :]
-    envelope = np.exp(-(x**2 + (y * 1.3) ** 2) / 1.5)
-    kx, ky, px, py = rng.uniform(1.0, 3.0), rng.uniform(1.0, 3.0), *rng.uniform(0, 2 * np.pi, 2)
-    ripple = 0.5 + 0.25 * (np.sin(np.pi * kx * x + px) + np.sin(np.pi * ky * y + py))
-    profile = 0.8 * envelope + 0.2 * ripple
-    profile = (profile - profile.min()) / (profile.max() - profile.min())
-    return 1.0 - amplitude + amplitude * profile
+        return simulation_metadata(self.counting, self.optics)

@@ -32,6 +32,11 @@ class SimOptics:
     -----
     Projections are cached per (angle, offset): repeated angles (reference
     pairs at long and short exposure) cost nothing the second time.
+
+    The current state is read through :meth:`beam_open`, :meth:`angle` and
+    :meth:`offset_pixels`, from ophyd (v1) devices (``position`` and
+    ``state.get()``); a subclass reads other devices, e.g.
+    :class:`~lowdose_bluesky.devices.sim.async_devices.AsyncSimOptics`.
     """
 
     def __init__(self, phantom: Phantom, rotation: Any, sample_x: Any, shutter: Any, *,
@@ -51,6 +56,10 @@ class SimOptics:
         """Whether the shutter lets the beam through."""
         return self.shutter is None or self.shutter.state.get() == "open"
 
+    def angle(self) -> float:
+        """Current rotation angle in degrees."""
+        return 0.0 if self.rotation is None else float(self.rotation.position)
+
     def offset_pixels(self) -> float:
         """Horizontal sample shift in detector pixels."""
         if self.sample_x is None:
@@ -61,10 +70,23 @@ class SimOptics:
         """Line integrals ``(H, W)`` for the current positions; ``None`` if the beam is off."""
         if not self.beam_open():
             return None
-        offset = round(self.offset_pixels(), 3)
+        return self.line_integrals_at(self.angle())
+
+    def line_integrals_at(self, angle: float, offset: float | None = None) -> np.ndarray:
+        """Line integrals ``(H, W)`` at an explicit angle, whatever the shutter.
+
+        Parameters
+        ----------
+        angle
+            Rotation angle in degrees.
+        offset
+            Horizontal sample shift in detector pixels; default: the current one
+            (:meth:`offset_pixels`).
+        """
+        offset = round(self.offset_pixels() if offset is None else float(offset), 3)
         if abs(offset) >= self.phantom.shape[2]:
             return np.zeros(self.phantom.shape[::2], dtype=np.float32)
-        key = (round(float(self.rotation.position), 6), offset)
+        key = (round(float(angle), 6), offset)
         cached = self._cache.get(key)
         if cached is None:
             cached = self.phantom.project(key[0], offset=offset)[0]

@@ -6,6 +6,7 @@ import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ophyd.sim import SynAxis
@@ -15,21 +16,34 @@ from .camera import SimCamera
 from .optics import SimOptics
 from .shutter import SimShutter
 
-__all__ = ["SimTXM", "make_sim_txm"]
+if TYPE_CHECKING:
+    from .async_devices import SimAsyncShutter, SimAxis, SimClock, SimTXMDetector
+
+__all__ = ["FLAVOURS", "SimTXM", "make_sim_txm"]
+
+#: Device flavours of :func:`make_sim_txm`: ophyd (v1) or ophyd-async.
+FLAVOURS = ("ophyd", "ophyd-async")
 
 
 @dataclass
 class SimTXM:
-    """The simulated beamline: camera, stages, shutter and the sample's ground truth."""
+    """The simulated beamline: camera, stages, shutter and the sample's ground truth.
 
-    detector: SimCamera
-    rotation: SynAxis
-    sample_x: SynAxis
-    shutter: SimShutter
+    ``flavour`` tells which devices these are; ``clock`` is the
+    :class:`~lowdose_bluesky.devices.sim.async_devices.SimClock` of the ophyd-async
+    devices (``None`` for ophyd).
+    """
+
+    detector: SimCamera | SimTXMDetector
+    rotation: SynAxis | SimAxis
+    sample_x: SynAxis | SimAxis
+    shutter: SimShutter | SimAsyncShutter
     phantom_model: Phantom
     optics: SimOptics
     data_dir: Path
     _phantom: np.ndarray | None = field(default=None, repr=False)
+    flavour: str = "ophyd"
+    clock: SimClock | None = None
 
     @cached_property
     def phantom(self) -> np.ndarray:
@@ -37,8 +51,8 @@ class SimTXM:
         return self.phantom_model.volume()
 
     @property
-    def devices(self) -> dict[str, object]:
-        """The ophyd devices by role."""
+    def devices(self) -> dict[str, Any]:
+        """The devices by role."""
         return {"detector": self.detector, "rotation": self.rotation,
                 "sample_x": self.sample_x, "shutter": self.shutter}
 
@@ -48,7 +62,7 @@ def make_sim_txm(phantom: Phantom | str | None = None, *,
                  dark_current: float = 2.0, read_noise: float = 3.0, mu: float | None = None,
                  pixel_size: float = 0.001, seed: int | None = None,
                  data_dir: str | Path | None = None, realistic_timing: bool = False,
-                 detector_name: str = "det") -> SimTXM:
+                 detector_name: str = "det", flavour: str = "ophyd") -> SimTXM:
     """Build a simulated TXM.
 
     Parameters
@@ -74,14 +88,34 @@ def make_sim_txm(phantom: Phantom | str | None = None, *,
     data_dir
         Directory for the HDF5 frame files (default: a new temporary directory).
     realistic_timing
-        Wait the real exposure time on every trigger.
+        Wait the real exposure time on every trigger (ophyd-async: time the moves and
+        exposures on the real clock instead of a virtual one).
     detector_name
-        ophyd name of the camera (its image data key is ``<name>_image``).
+        Name of the camera (its image data key is ``<name>_image`` for ophyd,
+        ``<name>`` for ophyd-async).
+    flavour
+        ``"ophyd"`` (default): ophyd (v1) devices. ``"ophyd-async"``: ophyd-async
+        devices (:mod:`lowdose_bluesky.devices.sim.async_devices`) with the same
+        counting physics, connected on bluesky's event loop, so a ``RunEngine`` must
+        exist first.
 
     Returns
     -------
     SimTXM
+
+    Raises
+    ------
+    ValueError
+        For an invalid argument, naming it.
+    RuntimeError
+        For ``flavour="ophyd-async"`` when no ``RunEngine`` runs bluesky's event loop.
     """
+    if flavour not in FLAVOURS:
+        raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")
+    if flavour == "ophyd-async":
+        from .async_devices import require_bluesky_loop
+
+        require_bluesky_loop()
     try:
         h, w = (int(s) for s in detector_shape)
     except (TypeError, ValueError):
@@ -109,6 +143,18 @@ def make_sim_txm(phantom: Phantom | str | None = None, *,
     data_path = Path(data_dir) if data_dir is not None else Path(
         tempfile.mkdtemp(prefix="lowdose_sim_"))
     data_path.mkdir(parents=True, exist_ok=True)
+
+    if flavour == "ophyd-async":
+        from .async_devices import build_async_devices
+
+        devices = build_async_devices(
+            phantom, frame_shape=(h, w), flux=flux, dark_current=dark_current,
+            read_noise=read_noise, mu=mu, pixel_size=pixel_size, seed=seed,
+            data_dir=data_path, realistic_timing=realistic_timing, detector_name=detector_name)
+        return SimTXM(detector=devices["detector"], rotation=devices["rotation"],
+                      sample_x=devices["sample_x"], shutter=devices["shutter"],
+                      phantom_model=phantom, optics=devices["optics"],
+                      data_dir=data_path.resolve(), flavour=flavour, clock=devices["clock"])
 
     rotation = SynAxis(name="rot", labels={"motors"})
     sample_x = SynAxis(name="sample_x", labels={"motors"})

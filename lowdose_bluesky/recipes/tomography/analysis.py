@@ -79,8 +79,8 @@ def check_start(start: dict[str, Any], settings: AnalysisSettings) -> str:
     """
     lowdose = start.get("lowdose")
     if not lowdose:
-        raise ValueError(f"run {start['uid']} was not acquired by lowdose_tomo_plan "
-                         "(no 'lowdose' section in its start document)")
+        raise ValueError(f"run {start['uid']} was not acquired by lowdose_tomo_plan or "
+                         "lowdose_tomo_flyscan (no 'lowdose' section in its start document)")
     method = resolve_method(settings.method, bool(start["reference_angles"]),
                             what=f"run {start['uid']}")
     if method in N2I_STAGE:
@@ -117,6 +117,11 @@ class TomographyAnalysis:
         self.image_key = lowdose["image_key"]
         self.rotation_key = lowdose["rotation_key"]
         self.exposure_key = lowdose["exposure_key"]
+        # A fly scan's rotation has no events: the exposure and the trigger schedule's
+        # angles are in the start document, the angle read back with each frame (if
+        # the detector records one) under ``angle_key``.
+        self.fly: dict[str, Any] | None = lowdose.get("fly")
+        self.angle_key: str | None = lowdose.get("angle_key")
         self.short = float(start["short_exposure"])
         self.long = float(start["long_exposure"])
         self.expected_refs = 2 * len(start["reference_angles"])
@@ -164,8 +169,8 @@ class TomographyAnalysis:
         arrived = time.monotonic() if received is None else received
         ref = ref.for_key(self.image_key, data) if hasattr(ref, "for_key") else ref
         frame = np.asarray(self.source.read(ref))
-        exposure = float(data[self.exposure_key])
-        angle = float(data[self.rotation_key])
+        exposure = self._exposure(stream, ref, data)
+        angle = self._angle(stream, ref, data)
         what = f"{stream} frame {ref['index']} (exposure {exposure} s"
         what += f", angle {angle} deg)" if stream in ("reference", "primary") else ")"
         self._check_frame(what, stream, int(ref["index"]), frame, exposure)
@@ -179,6 +184,27 @@ class TomographyAnalysis:
         elif stream == "primary":
             self._check_beam(what, frame, exposure)
             self._add_projection(int(ref["index"]), frame, angle, arrived)
+
+    def _exposure(self, stream: str, ref: FrameRef, data: dict[str, Any]) -> float:
+        if self.exposure_key in data:
+            return float(data[self.exposure_key])
+        if self.fly is not None and stream == "primary":
+            return float(self.fly["exposure"])
+        raise ValueError(f"{stream} frame {ref['index']} has no {self.exposure_key!r} reading "
+                         f"(readings: {sorted(data)})")
+
+    def _angle(self, stream: str, ref: FrameRef, data: dict[str, Any]) -> float:
+        if self.rotation_key in data:
+            return float(data[self.rotation_key])
+        if self.fly is not None and stream == "primary":
+            if self.angle_key:
+                read = self.source.read(ref.for_key(self.angle_key, data))
+                return float(np.asarray(read).ravel()[0])
+            return float(self.fly["angles"][int(ref["index"])])
+        if stream in ("dark", "flat"):
+            return float("nan")
+        raise ValueError(f"{stream} frame {ref['index']} has no {self.rotation_key!r} reading "
+                         f"(readings: {sorted(data)})")
 
     # ------------------------------------------------------------ bad input
     def _check_frame(self, what: str, stream: str, index: int, frame: np.ndarray,

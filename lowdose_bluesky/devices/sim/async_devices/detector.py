@@ -1,0 +1,146 @@
+"""The simulated TXM camera as an ophyd-async ``StandardDetector``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ophyd_async.core import (
+    PathProvider,
+    StandardDetector,
+    soft_signal_r_and_setter,
+    soft_signal_rw,
+)
+
+from ..counting import CountingModel, simulation_metadata
+from ..optics import SimOptics
+from .acquisition import FrameAcquisition
+from .clock import SimClock
+from .frame_file import DatedPathProvider
+from .logics import ANGLE_SUFFIX, SimTXMAcquireLogic, SimTXMDataLogic, SimTXMTriggerLogic
+
+__all__ = ["SimTXMDetector"]
+
+
+class SimTXMDetector(StandardDetector):
+    """Simulated TXM camera: the photon counting of ``SimCamera``, timed on a clock.
+
+    Step scans: ``prepare(TriggerInfo(livetime=t))`` then ``trigger()`` takes one
+    frame at the current angle, sample position and shutter state (a dark frame with
+    the shutter closed). Fly scans: ``prepare(TriggerInfo(number_of_events=N,
+    livetime=t, deadtime=d))``, ``kickoff()``, ``complete()`` take ``N`` frames
+    exposed ``t + max(d, readout_time)`` apart from the detector's kickoff, each
+    blurred over the arc the rotation stage turns during its exposure. Each
+    ``stage()`` opens a new SWMR HDF5 file (``data_dir/YYYY/MM/DD/<uuid>.h5``) with
+    the frames (data key ``<name>``, the only hinted one) and the rotation angle at
+    mid-exposure of each (data key ``<name>-rotation``).
+
+    Parameters
+    ----------
+    optics
+        What the camera sees.
+    rotation
+        Rotation stage with ``position_at(t)`` (e.g. a
+        :class:`~lowdose_bluesky.devices.sim.async_devices.SimAxis`).
+    counting
+        Photon counting (frame shape, flux, noise, flat field, seed).
+    clock
+        Time of the simulation (default: the rotation's clock, else a virtual one).
+    data_dir
+        Root of the dated directories of the files (with ``path_provider`` None).
+    path_provider
+        Where each new file goes (default: :class:`DatedPathProvider` of ``data_dir``).
+    readout_time
+        Seconds between exposures at least; the reported trigger dead time.
+    blur_samples
+        Angles averaged per frame for the motion blur of a fly scan.
+    exposure_time
+        Initial exposure in seconds.
+    name
+        Device name, the frames' data key.
+    """
+
+    def __init__(self, *, optics: SimOptics, rotation: Any, counting: CountingModel,
+                 clock: SimClock | None = None, data_dir: str | Path | None = None,
+                 path_provider: PathProvider | None = None, readout_time: float = 0.005,
+                 blur_samples: int = 3, exposure_time: float = 1.0, name: str = "det") -> None:
+        if path_provider is None:
+            if data_dir is None:
+                raise ValueError("give data_dir or path_provider: where the HDF5 files go")
+            path_provider = DatedPathProvider(data_dir)
+        if not np.isfinite(readout_time) or readout_time < 0:
+            raise ValueError(f"readout_time must be >= 0 s, got {readout_time!r}")
+        if clock is None:
+            clock = getattr(rotation, "clock", None) or SimClock()
+        self.exposure_time = soft_signal_rw(float, float(exposure_time), units="s")
+        self.readout_time, _ = soft_signal_r_and_setter(float, float(readout_time), units="s")
+        self.collections_written, set_written = soft_signal_r_and_setter(int, 0)
+        self.clock = clock
+        self.counting = counting
+        self.optics = optics
+        self._acquisition = FrameAcquisition(
+            counting=counting, optics=optics, rotation=rotation, clock=clock,
+            exposure_time=self.exposure_time, set_written=set_written,
+            blur_samples=blur_samples)
+        self.add_detector_logics(
+            SimTXMTriggerLogic(self._acquisition, self.exposure_time, self.readout_time),
+            SimTXMAcquireLogic(self._acquisition),
+            SimTXMDataLogic(self._acquisition, path_provider, self.collections_written),
+        )
+        self.add_config_signals(self.exposure_time)
+        super().__init__(name=name)
+
+    @property
+    def angle_data_key(self) -> str:
+        """Data key of the rotation angle recorded with every frame."""
+        return f"{self.name}{ANGLE_SUFFIX}"
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """``(H, W)`` of a frame."""
+        return self.counting.frame_shape
+
+    @property
+    def rotation(self) -> Any:
+        """The rotation stage whose angles the frames see."""
+        return self._acquisition.rotation
+
+    @property
+    def blur_samples(self) -> int:
+        """Angles averaged per frame."""
+        return self._acquisition.blur_samples
+
+    @property
+    def flux(self) -> float:
+        """Open-beam counts per pixel per second at the flat-field maximum."""
+        return self.counting.flux
+
+    @property
+    def dark_current(self) -> float:
+        """Dark counts per pixel per second."""
+        return self.counting.dark_current
+
+    @property
+    def read_noise(self) -> float:
+        """Standard deviation (counts) of the Gaussian read noise."""
+        return self.counting.read_noise
+
+    @property
+    def seed(self) -> int | None:
+        """Seed of the noise and of the default flat field."""
+        return self.counting.seed
+
+    @property
+    def flat_field(self) -> np.ndarray:
+        """Beam profile ``(H, W)`` (``float32``)."""
+        return self.counting.flat_field
+
+    @property
+    def current_file(self) -> Path | None:
+        """Path of the HDF5 file being written, if any."""
+        return self._acquisition.current_file
+
+    def start_metadata(self) -> dict[str, Any]:
+        """Simulation facts for the run's start document (as ``SimCamera``'s)."""
+        return simulation_metadata(self.counting, self.optics)
