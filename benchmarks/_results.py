@@ -27,7 +27,8 @@ def machine_info() -> str:
     if hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
         mem = f", {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB RAM"
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in
-                         ("bluesky", "ophyd", "tiled", "bluesky-tiled-plugins", "numpy", "h5py"))
+                         ("bluesky", "ophyd", "ophyd-async", "tiled", "bluesky-tiled-plugins",
+                          "numpy", "h5py"))
     return (f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores{mem}, GPU: {gpu}; "
             f"Python {sys.version.split()[0]}, torch {torch_v}, {versions}.")
 

@@ -182,10 +182,48 @@ def test_plain_python_profile_with_remote_tiled_and_zmq_publisher(tmp_path):
         close(server)
 
 
+# The rotation flown: 45 deg steps every 2.5 s at 1 s exposures (0.4 of a step smeared).
+FLYSCAN = """
+(uid,) = RE(lowdose_tomo_flyscan(det, rot, sample_x=sample_x, shutter=shutter,
+                                 num_projections={n}, num_darks=1, num_flats=1,
+                                 long_exposure=20.0, short_exposure=1.0, frame_period=2.5))
+"""
+
+
+@pytest.mark.slow
+def test_ophyd_async_profile_flies_the_rotation_into_embedded_tiled(tmp_path):
+    code = FLYSCAN.format(n=5) + "\n" + _report(
+        "{'uid': uid, 'det': type(det).__module__, 'rot': type(rot).__name__}")
+    proc = run_profile(tmp_path, code, ipython=False, LOWDOSE_DEVICE_FLAVOUR="ophyd-async",
+                       LOWDOSE_LIVE="off")
+    out = reported(proc)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(sim, ophyd-async)" in proc.stdout and "live analysis off" in proc.stdout
+    assert out["det"].startswith("lowdose_bluesky.devices.sim.async_devices")
+    data = tmp_path / "data"
+    client = connect(directory=data / "tiled", readable_storage=[data / "frames"])
+    try:
+        run = client[RAW][out["uid"]]
+        start = run.metadata["start"]
+        assert start["plan_name"] == "lowdose_tomo_flyscan"
+        assert start["lowdose"]["device_flavour"] == "ophyd-async"
+        assert start["lowdose"]["fly"]["angles"] == [0.0, 45.0, 90.0, 135.0, 180.0]
+        assert run.metadata["stop"]["exit_status"] == "success"
+        key = start["lowdose"]["image_key"]
+        # ophyd-async frames come one per StreamDatum index: (N, 1, H, W)
+        frames = run["primary"][key].read()
+        assert frames.reshape(-1, 32, 32).shape == (5, 32, 32) and frames.max() > 0
+        assert run["flat"][key].shape[-2:] == (32, 32)
+    finally:
+        close(client)
+
+
 @pytest.mark.parametrize(("env", "message"), [
     ({"LOWDOSE_DEVICES": "tango"}, "LOWDOSE_DEVICES must be 'sim' or 'epics', got 'tango'"),
     ({"LOWDOSE_SIM_SIZE": "big"}, "LOWDOSE_SIM_SIZE must be N or HxW (pixels), got 'big'"),
     ({"LOWDOSE_LIVE": "maybe"}, "LOWDOSE_LIVE must be one of"),
+    ({"LOWDOSE_DEVICE_FLAVOUR": "tango"},
+     "LOWDOSE_DEVICE_FLAVOUR must be 'ophyd' or 'ophyd-async', got 'tango'"),
 ])
 def test_bad_setting_stops_the_profile_with_its_name(tmp_path, env, message):
     proc = run_profile(tmp_path, _report("'loaded'"), ipython=False, **env)

@@ -28,6 +28,7 @@ FRAMES_DIR = DATA_DIR / "frames"
 FRAMES_DIR.mkdir(parents=True, exist_ok=True)
 
 # ---------------------------------------------------------------- RunEngine
+# Made before the devices (10-devices.py): ophyd-async devices connect on its event loop.
 RE = RunEngine()
 try:
     from bluesky.utils import PersistentDict

@@ -236,3 +236,38 @@ def test_shutter_times_out_without_status(RE: RunEngine, tmp_path: Path):
     assert isinstance(info.value.__cause__, TimeoutError)
     assert "shutter 'shutter' did not report open" in str(info.value.__cause__)
     get_mock_put(txm.shutter.open_command).assert_called_once_with(1)
+
+
+# ------------------------------------------------------------ both plans, mock IOC
+@pytest.mark.parametrize("plan_name", ["lowdose_tomo_plan", "lowdose_tomo_flyscan"])
+def test_both_plans_run_on_the_mock_epics_devices(RE: RunEngine, emulated, plan_name):
+    import warnings
+
+    from lowdose_bluesky import plans
+
+    txm, ioc = emulated
+    docs: list[tuple[str, dict]] = []
+    RE.subscribe(lambda name, doc: docs.append((name, doc)))
+    plan = getattr(plans, plan_name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", plans.TomoScanWarning)  # width 8: smear below a pixel
+        RE(plan(txm.detector, txm.rotation, sample_x=txm.sample_x, shutter=txm.shutter,
+                num_projections=7, num_darks=2, num_flats=2, long_exposure=2.0,
+                short_exposure=0.5))
+    names = [n for n, _ in docs]
+    stop = docs[-1][1]
+    assert stop["exit_status"] == "success", stop.get("reason")
+    assert stop["num_events"]["primary"] == 7
+    start = docs[0][1]
+    assert start["plan_name"] == plan_name and start["lowdose"]["image_key"] == "det_image"
+    assert "resource" not in names and names.count("stream_resource") >= 4
+    # one file per stream, each holding that stream's frames, at the prepared exposures
+    sizes = sorted(h5py.File(f, "r")["/entry/data/data"].shape[0] for f in ioc.files)
+    assert sizes == sorted([4, 4, 4, 7]), sizes
+    acquire_times = [c.args[0] for c in get_mock_put(txm.detector.driver.acquire_time).mock_calls]
+    assert 0.5 in acquire_times and 2.0 in acquire_times
+    if plan_name == "lowdose_tomo_flyscan":
+        fly = start["lowdose"]["fly"]
+        assert fly["angle_source"] == "schedule"  # the emulated camera records no angle
+        assert np.allclose(fly["angles"], np.linspace(0, 180, 7))
+        assert fly["speed"] == pytest.approx(30 / (0.5 + 0.01))  # readout_time 0.01 s
