@@ -152,3 +152,64 @@ def test_resource_and_datums_read_back_exactly(tmp_path):
     with pytest.raises(KeyError, match="no Datum document seen"):
         source.read(FrameRef(ref, datum_id=datums[0]["datum_id"]))
     source.close()
+
+
+def test_one_run_with_both_kinds_of_frame_documents(RE, tmp_path):
+    """Darks from an ophyd camera (Resource/Datum, events), the primary stream flown by an
+    ophyd-async camera (StreamResource/StreamDatum, no events): the router turns both into
+    frame arrivals and one source reads every frame back exactly."""
+    import bluesky.plan_stubs as bps
+    import bluesky.preprocessors as bpp
+    from ophyd_async.core import FlyMotorInfo, TriggerInfo
+
+    from lowdose_bluesky.devices.sim import make_sim_txm
+    from lowdose_bluesky.engine import DocumentRouter
+    from lowdose_bluesky.engine.registry import RecipeSpec
+
+    v1 = make_sim_txm(detector_shape=(16, 16), seed=1, data_dir=tmp_path / "v1")
+    flying = make_sim_txm(detector_shape=(16, 16), seed=2, data_dir=tmp_path / "async",
+                          flavour="ophyd-async")
+    det, rot = flying.detector, flying.rotation
+
+    @bpp.run_decorator(md={"plan_name": "mixed"})
+    def mixed():
+        yield from bps.stage(v1.detector)
+        for _ in range(3):
+            yield from bps.trigger_and_read([v1.detector], name="dark")
+        yield from bps.unstage(v1.detector)
+        yield from bps.stage(det, wait=True)
+        yield from bps.prepare(det, TriggerInfo(number_of_events=5, livetime=0.1), wait=True)
+        yield from bps.prepare(rot, FlyMotorInfo(start_position=0.0, end_position=50.0,
+                                                 time_for_move=1.0), wait=True)
+        yield from bps.declare_stream(det, name="primary", collect=True)
+        yield from bps.kickoff(rot, wait=True)
+        yield from bps.kickoff(det, wait=True)
+        yield from bps.collect_while_completing([det, rot], [det], flush_period=0.05,
+                                                stream_name="primary")
+        yield from bps.unstage(det, wait=True)
+
+    items: list[tuple] = []
+    router = DocumentRouter(items.append, {"x": RecipeSpec("x", "none:none", ("mixed",))})
+    RE.subscribe(router)
+    RE(mixed())
+    source = FileFrameSource()
+    arrivals = []
+    for item in items:
+        if item[0] == "doc":
+            source.add(item[1], item[2])
+        elif item[0] == "event":
+            _, run_uid, stream, index, descriptor, seq_num, data, _ = item
+            ref = FrameRef(run_uid=run_uid, stream=stream, index=index, descriptor=descriptor,
+                           seq_num=seq_num)
+            key = "det_image" if stream == "dark" else "det"
+            arrivals.append((stream, index, source.read(ref.for_key(key, data))))
+    assert [(s, i) for s, i, _ in arrivals] == [("dark", i) for i in range(3)] + [
+        ("primary", i) for i in range(5)]
+    (dark_file,) = (tmp_path / "v1").rglob("*.h5")
+    (primary_file,) = (tmp_path / "async").rglob("*.h5")
+    for stream, path in (("dark", dark_file), ("primary", primary_file)):
+        with h5py.File(path, "r") as f:
+            written = f[DATASET][()]
+        back = np.stack([frame for s, _, frame in arrivals if s == stream])
+        assert np.array_equal(back, written), stream
+    source.close()
