@@ -23,6 +23,21 @@ def test_scan_command_stores_a_run_that_reads_back(tmp_path, capsys):
     close(client)
 
 
+def test_scan_fly_flies_the_rotation_on_ophyd_async_devices(tmp_path, capsys):
+    assert main(["scan", "--fly", "--size", "32", "--projections", "181", "--data-dir",
+                 str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    uid = out.split()[1]
+    assert "primary    (181, 1, 32, 32)" in out and "['primary']['det']" in out
+    client = connect(directory=tmp_path / "d" / "tiled",
+                     readable_storage=[tmp_path / "d" / "frames"])
+    run = client[RAW][uid]
+    assert run.metadata["start"]["plan_name"] == "lowdose_tomo_flyscan"
+    angles = np.asarray(run["primary"]["det-rotation"].read()).reshape(-1)
+    assert np.allclose(angles, np.linspace(0, 180, 181), atol=1e-6)
+    close(client)
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["scan", "--size", "4"], "must be >= 16, got 4"),
     (["scan", "--projections", "x"], "expected an integer, got 'x'"),
