@@ -271,6 +271,7 @@ def test_demo_rejects_a_file_as_data_dir(tmp_path, capsys):
     ({"dose_ratio": 1.0}, "dose_ratio must be > 1 (long / short exposure), got 1.0"),
     ({"epochs": 0}, "epochs must be a positive integer, got 0"),
     ({"training_budget": 0}, "training_budget must be a positive number of seconds or None"),
+    ({"fly": 1}, "fly must be True or False, got 1"),
 ])
 def test_run_demo_checks_its_arguments_before_doing_anything(options, message, tmp_path):
     from lowdose_bluesky.demo import run_demo
@@ -278,6 +279,28 @@ def test_run_demo_checks_its_arguments_before_doing_anything(options, message, t
     with pytest.raises(ValueError, match=re.escape(message)):
         run_demo(tmp_path / "data", **options)
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.slow
+def test_demo_fly_flies_the_rotation_and_analyses_it(tmp_path):
+    data = tmp_path / "data"
+    rc, out, err = run_cli(["demo", "--size", "32", "--projections", "181", "--epochs", "2",
+                            "--n2i-seconds", "2", "--no-progress", "--fly",
+                            "--data-dir", str(data)])
+    assert rc == 0, err
+    assert "scanning 181 projections" in err
+    uid = re.search(r"run ([0-9a-f-]{36}): scanning", err).group(1)
+    client = connect(directory=data / "tiled", readable_storage=[data / "frames"])
+    try:
+        assert client[RAW][uid].metadata["start"]["plan_name"] == "lowdose_tomo_flyscan"
+        res = results(client, uid)
+        assert res.status == "complete" and res.enhanced.shape == (181, 32, 32)
+    finally:
+        close(client)
+    for label in ("raw reconstruction vs phantom", "enhanced reconstruction vs phantom"):
+        psnr, ssim, _ = quality(out, label)
+        assert 5 < psnr < 60 and 0 < ssim <= 1
+    assert table_value(out, "scan").endswith("(181 projections of 32x32)")
 
 
 def test_new_modules_keep_torch_out_until_the_demo_runs():
