@@ -190,16 +190,29 @@ FLYSCAN = """
 """
 
 
+# The EPICS devices rehearsed on emulated IOCs (mock signals for ophyd-async).
+EPICS_FAKE = {"LOWDOSE_DEVICES": "epics", "LOWDOSE_EPICS_FAKE": "1",
+              "LOWDOSE_PV_CAMERA": "TST:SP1:", "LOWDOSE_PV_ROTATION": "TST:rot:m1",
+              "LOWDOSE_PV_SAMPLE_X": "TST:x:m2", "LOWDOSE_PV_SHUTTER": "TST:shtr:",
+              "LOWDOSE_PV_SHUTTER_STATUS": "TST:shtr:Status"}
+
+
 @pytest.mark.slow
-def test_ophyd_async_profile_flies_the_rotation_into_embedded_tiled(tmp_path):
-    code = FLYSCAN.format(n=5) + "\n" + _report(
-        "{'uid': uid, 'det': type(det).__module__, 'rot': type(rot).__name__}")
+@pytest.mark.parametrize(("devices", "module"), [
+    ("sim", "lowdose_bluesky.devices.sim.async_devices"),
+    ("epics", "lowdose_bluesky.devices.epics.async_detector"),
+])
+def test_ophyd_async_profile_flies_the_rotation_into_embedded_tiled(tmp_path, devices, module):
+    env = {"LOWDOSE_DEVICES": devices}
+    if devices == "epics":
+        env.update(EPICS_FAKE, LOWDOSE_CAMERA_WRITE_PATH=f"{tmp_path / 'data' / 'frames'}/")
+    code = FLYSCAN.format(n=5) + "\n" + _report("{'uid': uid, 'det': type(det).__module__}")
     proc = run_profile(tmp_path, code, ipython=False, LOWDOSE_DEVICE_FLAVOUR="ophyd-async",
-                       LOWDOSE_LIVE="off")
+                       LOWDOSE_LIVE="off", **env)
     out = reported(proc)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "(sim, ophyd-async)" in proc.stdout and "live analysis off" in proc.stdout
-    assert out["det"].startswith("lowdose_bluesky.devices.sim.async_devices")
+    assert f"({devices}, ophyd-async)" in proc.stdout and "live analysis off" in proc.stdout
+    assert out["det"].startswith(module)
     data = tmp_path / "data"
     client = connect(directory=data / "tiled", readable_storage=[data / "frames"])
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -88,12 +89,17 @@ def redis_port(tmp_path: Path) -> Iterator[int]:
         _stop(proc)
 
 
-def test_queued_lowdose_tomo_plan_runs_and_is_stored_in_tiled(tmp_path, redis_port):
-    data = tmp_path / "data"
+@contextlib.contextmanager
+def _re_manager(tmp_path: Path, redis_port: int, **env: str) -> Iterator[REManagerAPI]:
+    """Start the RE manager on the profile, open its environment, and close both after.
+
+    ``env`` adds to the profile's settings (small camera, no live analysis, data in
+    ``tmp_path / "data"``).
+    """
     control, info = _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOWDOSE_", "QSERVER_"))}
-    env.update(LOWDOSE_DATA_DIR=str(data), LOWDOSE_SIM_SIZE="32", LOWDOSE_LIVE="off",
-               MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("LOWDOSE_", "QSERVER_"))}
+    full_env.update(LOWDOSE_DATA_DIR=str(tmp_path / "data"), LOWDOSE_SIM_SIZE="32",
+                    LOWDOSE_LIVE="off", MPLBACKEND="Agg", PYTHONUNBUFFERED="1", **env)
     manager_exe = Path(sys.executable).with_name("start-re-manager")
     command = [
         str(manager_exe) if manager_exe.exists() else "start-re-manager",
@@ -108,7 +114,7 @@ def test_queued_lowdose_tomo_plan_runs_and_is_stored_in_tiled(tmp_path, redis_po
     ]
     log = tmp_path / "manager.log"
     with log.open("wb") as out:
-        manager = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=out,
+        manager = subprocess.Popen(command, env=full_env, cwd=tmp_path, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     RM = REManagerAPI(zmq_control_addr=f"tcp://127.0.0.1:{control}",
                       zmq_info_addr=f"tcp://127.0.0.1:{info}")
@@ -121,6 +127,21 @@ def test_queued_lowdose_tomo_plan_runs_and_is_stored_in_tiled(tmp_path, redis_po
         status = RM.status()
         assert status["worker_environment_exists"], log.read_text()[-3000:]
 
+        yield RM
+
+        RM.environment_close()
+        RM.wait_for_idle(timeout=120)
+        assert not RM.status()["worker_environment_exists"]
+        RM.send_request(method="manager_stop")
+        assert manager.wait(timeout=60) == 0, log.read_text()[-3000:]
+    finally:
+        RM.close()
+        _stop(manager)
+
+
+def test_queued_lowdose_tomo_plan_runs_and_is_stored_in_tiled(tmp_path, redis_port):
+    data = tmp_path / "data"
+    with _re_manager(tmp_path, redis_port) as RM:
         # the profile's plan and devices are offered, with device-name enums
         plan = RM.plans_allowed()["plans_allowed"]["lowdose_tomo_plan"]
         params = {p["name"]: p for p in plan["parameters"]}
@@ -158,15 +179,6 @@ def test_queued_lowdose_tomo_plan_runs_and_is_stored_in_tiled(tmp_path, redis_po
         assert blind_item["result"]["exit_status"] == "completed", blind_item["result"]
         (blind_uid,) = blind_item["result"]["run_uids"]
 
-        RM.environment_close()
-        RM.wait_for_idle(timeout=120)
-        assert not RM.status()["worker_environment_exists"]
-        RM.send_request(method="manager_stop")
-        assert manager.wait(timeout=60) == 0, log.read_text()[-3000:]
-    finally:
-        RM.close()
-        _stop(manager)
-
     # The worker's embedded Tiled catalog persists in LOWDOSE_DATA_DIR: open it here.
     client = connect(directory=data / "tiled", readable_storage=[data / "frames"])
     try:
@@ -182,5 +194,44 @@ def test_queued_lowdose_tomo_plan_runs_and_is_stored_in_tiled(tmp_path, redis_po
         assert "reference" not in blind
         assert blind["dark"]["det_image"].shape == (1, 32, 32)  # short exposure only
         assert blind["primary"]["det_image"].shape == (5, 32, 32)
+    finally:
+        close(client)
+
+
+def test_queued_lowdose_tomo_flyscan_runs_on_ophyd_async_devices(tmp_path, redis_port):
+    data = tmp_path / "data"
+    with _re_manager(tmp_path, redis_port, LOWDOSE_DEVICE_FLAVOUR="ophyd-async") as RM:
+        plans = RM.plans_allowed()["plans_allowed"]
+        assert {"lowdose_tomo_plan", "lowdose_tomo_flyscan"} <= set(plans)
+        params = {p["name"]: p for p in plans["lowdose_tomo_flyscan"]["parameters"]}
+        assert params["detector"]["annotation"]["devices"] == {"Detector": ["det"]}
+        assert set(params["rotation"]["annotation"]["devices"]["Motor"]) == {
+            "rot", "sample_x", "shutter"}
+        assert params["frame_period"]["annotation"]["type"] == "typing.Optional[float]"
+        with pytest.raises(RM.RequestFailedError, match="out of range"):
+            RM.item_add(BPlan("lowdose_tomo_flyscan", "det", "rot", num_projections=1))
+
+        # 45 deg steps every 2.5 s at 1 s exposures (on the simulation's own clock)
+        RM.item_add(BPlan("lowdose_tomo_flyscan", "det", "rot", sample_x="sample_x",
+                          shutter="shutter", num_projections=5, num_darks=1, num_flats=1,
+                          long_exposure=10.0, short_exposure=1.0, frame_period=2.5,
+                          md={"sample": "flown"}))
+        RM.queue_start()
+        RM.wait_for_idle(timeout=120)
+        (item,) = RM.history_get()["items"]
+        result = item["result"]
+        assert result["exit_status"] == "completed", result
+        (uid,) = result["run_uids"]
+
+    client = connect(directory=data / "tiled", readable_storage=[data / "frames"])
+    try:
+        run = client[RAW][uid]
+        start = run.metadata["start"]
+        assert start["plan_name"] == "lowdose_tomo_flyscan" and start["sample"] == "flown"
+        assert start["lowdose"]["device_flavour"] == "ophyd-async"
+        assert start["plan_args"]["detector"] == "det"
+        assert run.metadata["stop"]["exit_status"] == "success"
+        frames = run["primary"][start["lowdose"]["image_key"]].read()
+        assert frames.reshape(-1, 32, 32).shape == (5, 32, 32) and frames.max() > 0
     finally:
         close(client)

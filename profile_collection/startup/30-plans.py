@@ -17,6 +17,7 @@ the Bluesky queue server can describe and validate:
   detectors, ``rotation``, ``sample_x`` and ``shutter`` one of the movable devices, so that
   a queued plan naming anything else is rejected before it runs.
 """
+
 import functools
 import inspect
 
