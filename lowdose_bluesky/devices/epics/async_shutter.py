@@ -16,7 +16,7 @@ from ophyd_async.core import StandardReadableFormat as Format
 from ophyd_async.epics.core import epics_signal_r, epics_signal_w
 
 from .config import ShutterConfig
-from .shutter import SHUTTER_STATES
+from .shutter import shutter_target
 
 __all__ = ["TXMShutterAsync"]
 
@@ -108,10 +108,7 @@ class TXMShutterAsync(StandardReadable, Movable[str]):
         ValueError
             If ``value`` is anything else (raised before anything is written).
         """
-        target = SHUTTER_STATES.get(value.lower()) if isinstance(value, str) else None
-        if target is None:
-            raise ValueError(f"shutter {self.name!r} accepts {', '.join(map(repr, SHUTTER_STATES))}"
-                             f", got {value!r}")
+        target = shutter_target(self.name, value)
         return AsyncStatus(self._move(target), name=self.name)
 
     async def _move(self, target: str) -> None:

@@ -8,13 +8,23 @@ from ophyd import Device, EpicsSignal, EpicsSignalRO, Kind
 from ophyd import FormattedComponent as FCpt
 from ophyd.status import DeviceStatus, StatusBase, SubscriptionStatus
 
-__all__ = ["SHUTTER_STATES", "TXMShutter"]
+__all__ = ["SHUTTER_STATES", "TXMShutter", "shutter_target"]
+
 
 #: Values accepted by :meth:`TXMShutter.set` and the state each one requests.
 SHUTTER_STATES: dict[str, str] = {
     "open": "open", "opened": "open",
     "close": "closed", "closed": "closed",
 }
+
+
+def shutter_target(name: str, value: Any) -> str:
+    """``"open"`` or ``"closed"`` for a command ``value``; ``ValueError`` for anything else."""
+    target = SHUTTER_STATES.get(value.lower()) if isinstance(value, str) else None
+    if target is None:
+        raise ValueError(f"shutter {name!r} accepts {', '.join(map(repr, SHUTTER_STATES))}, "
+                         f"got {value!r}")
+    return target
 
 
 class TXMShutter(Device):
@@ -94,10 +104,7 @@ class TXMShutter(Device):
         ValueError
             If ``value`` is anything else (raised before anything is written).
         """
-        target = SHUTTER_STATES.get(value.lower()) if isinstance(value, str) else None
-        if target is None:
-            raise ValueError(f"shutter {self.name!r} accepts {', '.join(map(repr, SHUTTER_STATES))}"
-                             f", got {value!r}")
+        target = shutter_target(self.name, value)
         wanted = self.open_value if target == "open" else self.closed_value
         if self.status.get() == wanted:
             done = DeviceStatus(self)
