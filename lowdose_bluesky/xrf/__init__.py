@@ -3,7 +3,8 @@
 Element lines and cross sections (:mod:`.elements`), the silicon drift detector's
 response (:mod:`.detector_response`), the scattering matrix (:mod:`.matrix`),
 reference and expected spectra (:mod:`.spectra`), sample maps (:mod:`.sample`) and
-the photon counting of a measurement (:mod:`.counting`).
+the photon counting of a measurement (:mod:`.counting`), and element maps from
+spectra (:mod:`.fitting`).
 """
 
 from .counting import XRFCounting
@@ -17,14 +18,18 @@ from .elements import (
     line_energy,
     line_family,
 )
+from .fitting import FIT, ROI, LinearFit, roi_maps
 from .matrix import matrix_density
 from .sample import DEFAULT_ELEMENTS, cell_field, check_sample
 from .spectra import SCATTER_COMPONENTS, SpectralModel
 
 __all__ = [
     "DEFAULT_ELEMENTS",
+    "FIT",
+    "ROI",
     "SCATTER_COMPONENTS",
     "FluorescenceLine",
+    "LinearFit",
     "SDDResponse",
     "SpectralModel",
     "XRFCounting",
@@ -39,4 +44,5 @@ __all__ = [
     "line_energy",
     "line_family",
     "matrix_density",
+    "roi_maps",
 ]
