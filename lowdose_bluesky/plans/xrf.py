@@ -62,6 +62,12 @@ def _xrf_metadata(setup: DetectorSetup, x: Any, y: Any, spec: XRFScanSpec, fly: 
             "elements": elements,
             "energy_kev": getattr(det, "energy_kev", None),
             "detector_elements": getattr(det, "detector_elements", None),
+            # channel calibration and I0 counts per incident photon, where the detector
+            # says (element maps in ug/cm^2 need them)
+            "bins": getattr(det, "bins", None),
+            "bin_kev": getattr(getattr(det, "spectra", None), "bin_kev", None),
+            "i0_counts_per_photon": getattr(getattr(det, "counting", None), "i0_efficiency",
+                                            None),
             "fly": fly,
             "device_flavour": setup.flavour,
         },

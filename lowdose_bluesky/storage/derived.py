@@ -147,6 +147,16 @@ class LowDoseResult:
         return self._array("reconstruction_raw")
 
     @property
+    def maps_raw(self) -> np.ndarray:
+        """Element maps of an XRF run from the short dwell ``(elements, H, W)``."""
+        return self._array("maps_raw")
+
+    @property
+    def maps(self) -> np.ndarray:
+        """Enhanced element maps of an XRF run ``(elements, H, W)``."""
+        return self._array("maps")
+
+    @property
     def checkpoint(self) -> bytes:
         """The trained model's checkpoint bytes (``Enhancer.from_bytes``)."""
         return self._array("checkpoint").tobytes()
