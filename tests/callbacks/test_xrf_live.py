@@ -19,7 +19,8 @@ def test_maps_are_live_and_match_the_truth_at_long_dwell(tiled_client, frames_ro
     subscribe_writer(RE, tiled_client, batch_size=20)
     sim = make_sim_xrf(shape=(8, 10), bins=256, bin_kev=0.048, seed=3,
                        data_dir=frames_root / f"xrf-live-{fly}", dead_elements=(2,))
-    live = LiveEnhancer(tiled_client, process=False, progress=False)
+    live = LiveEnhancer(tiled_client, process=False, progress=False, recipe_options={
+        "xrf": {"epochs": 2, "max_seconds": 5.0, "train_options": {"patch_size": 8}}})
     RE.subscribe(live)
     (uid,) = RE(lowdose_xrf_plan(**sim.devices, num_x=10, num_y=8, reference_rows=(2,),
                                  dwell=0.5, long_dwell=2.0, fly=fly))
@@ -40,6 +41,9 @@ def test_maps_are_live_and_match_the_truth_at_long_dwell(tiled_client, frames_ro
             assert maps[k].mean() == pytest.approx(truth.mean(), rel=0.15), element
     assert md["lines"] == {"mapped": 8, "of": 8}
     assert res.node["reference_maps_long"].shape == (len(sim.elements), 1, 10)
+    # Noise2Noise across the two halves of the live detector elements (0 | 1, 3)
+    assert md["method"] == "noise2noise" and res.maps.shape == maps.shape
+    assert np.isfinite(res.maps).all() and len(res.checkpoint) > 0
 
 
 def test_a_run_without_calibration_is_refused_with_what_is_missing():

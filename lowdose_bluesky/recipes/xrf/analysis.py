@@ -18,8 +18,13 @@ import numpy as np
 
 from ...engine import AnalysisOutput, FrameRef, RunContext
 from ...xrf import FIT, ROI, LinearFit, SpectralModel, roi_maps
+from .noise2noise import detector_halves, noise2noise_maps
 
-__all__ = ["DEAD_AFTER_COUNTS", "XRFAnalysis", "check_xrf_start"]
+__all__ = ["DEAD_AFTER_COUNTS", "METHODS", "XRFAnalysis", "check_xrf_start"]
+
+#: Enhancement methods: none (the fitted maps only), or Noise2Noise across the halves
+#: of the detector elements (blind: needs no long dwell).
+METHODS = ("none", "noise2noise")
 
 #: Counts the other detector elements must have seen before a silent one is called dead.
 DEAD_AFTER_COUNTS = 100
@@ -42,12 +47,19 @@ class XRFAnalysis:
     """Collects one map's spectra and publishes its element maps line by line."""
 
     def __init__(self, start: dict[str, Any], context: RunContext,
-                 mapping: str = "fit") -> None:
+                 mapping: str = "fit", method: str = "noise2noise", epochs: int = 30,
+                 max_seconds: float | None = 20.0, seed: int = 0, device: str = "auto",
+                 train_options: dict[str, Any] | None = None) -> None:
         check_xrf_start(start)
         if mapping not in ("fit", "roi"):
             raise ValueError(f"mapping must be 'fit' or 'roi', got {mapping!r}")
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         self.start = start
         self.context = context
+        self.method = method
+        self.training = {"epochs": epochs, "max_seconds": max_seconds, "seed": seed,
+                         "device": device, "train_options": dict(train_options or {})}
         xrf = start["xrf"]
         self.xrf = xrf
         self.elements = tuple(xrf["elements"])
@@ -71,6 +83,9 @@ class XRFAnalysis:
                                for e, w in zip(self.elements, windows, strict=True)])
         n_el, (h, w) = len(self.elements), self.shape
         self.maps = np.full((n_el, h, w), np.nan, dtype=np.float32)
+        # maps of each half of the detector elements (Noise2Noise); None once a half is gone
+        self.halves: list[np.ndarray] | None = [np.zeros((n_el, h, w), np.float32)
+                                                 for _ in range(2)]
         self.reference_maps = np.full((n_el, len(self.reference_rows), w), np.nan,
                                       dtype=np.float32)
         self._rows: dict[tuple[str, int], dict[int, tuple[np.ndarray, float]]] = {}
@@ -116,10 +131,14 @@ class XRFAnalysis:
         spectra = np.stack([pixels[c][0][live].sum(axis=0) for c in cols]) * (n / live.size)
         i0 = np.array([pixels[c][1] for c in cols])
         photons = i0 / self.per_photon if self.per_photon else i0
-        if self.mapping == FIT:
-            maps = self._fit.maps(spectra, photons)
-        else:
-            maps = roi_maps(spectra, *self._roi, photons)
+        maps = self._to_maps(spectra, photons)
+        halves = detector_halves(n, self.dead)
+        if halves is None:
+            self.halves = None
+        elif self.halves is not None and stream == "primary":
+            for half, elements in zip(self.halves, halves, strict=True):
+                part = np.stack([pixels[c][0][elements].sum(axis=0) for c in cols])
+                half[:, line, :] = self._to_maps(part * (n / len(elements)), photons)
         if stream == "primary":
             if line >= self.shape[0]:
                 raise ValueError(f"primary pixel row {line} beyond the map's {self.shape[0]} "
@@ -132,6 +151,11 @@ class XRFAnalysis:
                                   dead_detector_elements=self.dead)
         else:
             self.reference_maps[:, line, :] = maps
+
+    def _to_maps(self, spectra: np.ndarray, photons: np.ndarray) -> np.ndarray:
+        if self.mapping == FIT:
+            return self._fit.maps(spectra, photons)
+        return roi_maps(spectra, *self._roi, photons)
 
     def idle(self) -> None:
         """Nothing to do between pixels: lines are mapped as they complete."""
@@ -156,6 +180,22 @@ class XRFAnalysis:
                         "analysis_s": time.monotonic() - self.t0},
         }
         arrays = {"maps_raw": self.maps}
+        checkpoint = None
+        metadata["method"] = self.method
+        if self.method == "noise2noise" and complete:
+            if self.halves is None:
+                raise ValueError("Noise2Noise needs two halves of live detector elements; "
+                                 f"dead elements {self.dead} leave fewer: use method='none'")
+            t = time.monotonic()
+            t_opts = self.training
+            arrays["maps"], enhancer = noise2noise_maps(
+                *self.halves, epochs=t_opts["epochs"], seed=t_opts["seed"],
+                max_seconds=t_opts["max_seconds"], device=t_opts["device"],
+                train_options=t_opts["train_options"])
+            checkpoint = enhancer.to_bytes()
+            metadata["timings"]["training_s"] = time.monotonic() - t
+            metadata["model"] = {"arch": enhancer.arch, "trained_on": "noise2noise across "
+                                 "detector element halves"}
         if self.reference_rows:
             arrays["reference_maps_long"] = self.reference_maps
-        return AnalysisOutput(metadata, arrays)
+        return AnalysisOutput(metadata, arrays, checkpoint)

@@ -5,15 +5,37 @@ from __future__ import annotations
 from typing import Any
 
 from ...engine import RunContext
-from .analysis import XRFAnalysis, check_xrf_start
+from .analysis import METHODS, XRFAnalysis, check_xrf_start
 
 __all__ = ["XRFRecipe"]
 
 
 class XRFRecipe:
-    """Spectra to element maps, published as each scan line completes."""
+    """Spectra to element maps, published as each scan line completes, then enhanced.
+
+    Parameters
+    ----------
+    mapping
+        ``"fit"`` (reference spectra, the default) or ``"roi"`` (window sums).
+    method
+        Enhancement: ``"noise2noise"`` (across the detector elements' halves; blind) or
+        ``"none"``.
+    epochs, max_seconds, seed, device, train_options
+        Training of the enhancement network (``train_enhancer``).
+    """
 
     name = "xrf"
+
+    def __init__(self, mapping: str = "fit", method: str = "noise2noise", epochs: int = 30,
+                 max_seconds: float | None = 20.0, seed: int = 0, device: str = "auto",
+                 train_options: dict[str, Any] | None = None) -> None:
+        if mapping not in ("fit", "roi"):
+            raise ValueError(f"mapping must be 'fit' or 'roi', got {mapping!r}")
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        self.settings = {"mapping": mapping, "method": method, "epochs": int(epochs),
+                         "max_seconds": max_seconds, "seed": int(seed), "device": device,
+                         "train_options": dict(train_options or {})}
 
     def check(self, start: dict[str, Any]) -> None:
         """Refuse a run that cannot be mapped (see :func:`check_xrf_start`)."""
@@ -21,8 +43,8 @@ class XRFRecipe:
 
     def open(self, start: dict[str, Any], context: RunContext) -> XRFAnalysis:
         """Begin the analysis of one map."""
-        return XRFAnalysis(start, context)
+        return XRFAnalysis(start, context, **self.settings)
 
     def settings_metadata(self) -> dict[str, Any]:
-        """No settings yet: maps by fit or region-of-interest sums, chosen per run."""
-        return {}
+        """The settings, JSON-safe."""
+        return dict(self.settings)
