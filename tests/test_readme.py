@@ -81,6 +81,8 @@ PLAN: dict[str, tuple[str, object]] = {
     "from lowdose_bluesky.callbacks import LiveFigure": ("run", None),
     'live_res = results(client, uid, status="running")   # while the scan runs':
         ("imports", "tests/engine/test_process.py"),
+    "from lowdose_bluesky.devices.sim.xrf import make_sim_xrf":
+        ("imports", "tests/callbacks/test_xrf_live.py"),
     "from lowdose_bluesky.engine import register_recipe":
         ("imports", "tests/engine/test_recipes.py"),
     "from tiled.queries import Key": ("run", None),
