@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-import logging
 from collections.abc import Callable
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,13 +14,12 @@ from ..counting import CountingModel, transmission
 from ..optics import SimOptics
 from .clock import SimClock
 from .frame_file import TXMFrameFile
+from .sequencer import ClockedAcquisition
 
 __all__ = ["FrameAcquisition"]
 
-log = logging.getLogger(__name__)
 
-
-class FrameAcquisition:
+class FrameAcquisition(ClockedAcquisition[TXMFrameFile]):
     """Exposes ``num`` frames on the clock and appends them, with their angles, to a file.
 
     Frame ``i`` is exposed over the clock times ``[t0 + i * period, t0 + i * period +
@@ -51,56 +48,20 @@ class FrameAcquisition:
         Angles averaged per frame (1: no motion blur).
     """
 
+    detector_kind = "simulated camera"
+
     def __init__(self, *, counting: CountingModel, optics: SimOptics, rotation: Any,
                  clock: SimClock, exposure_time: SignalR[float],
                  set_written: Callable[[int], None], blur_samples: int = 3) -> None:
-        if int(blur_samples) < 1:
-            raise ValueError(f"blur_samples must be >= 1, got {blur_samples!r}")
+        super().__init__(clock=clock, live_time=exposure_time, set_written=set_written,
+                         blur_samples=blur_samples)
         self.counting = counting
         self.optics = optics
         self.rotation = rotation
-        self.clock = clock
-        self.blur_samples = int(blur_samples)
-        self._exposure_time = exposure_time
-        self._set_written = set_written
-        self._num = 1
-        self._gap = 0.0
-        self._file: TXMFrameFile | None = None
 
-    # ------------------------------------------------------------ settings
-    def configure(self, num: int, gap: float) -> None:
-        """Take ``num`` frames (0: until stopped), ``gap`` seconds between exposures."""
-        self._num = int(num)
-        self._gap = max(float(gap), 0.0)
-
-    @property
-    def num(self) -> int:
-        """Frames per acquisition (0: until stopped)."""
-        return self._num
-
-    @property
-    def gap(self) -> float:
-        """Seconds between the end of an exposure and the start of the next."""
-        return self._gap
-
-    # ---------------------------------------------------------------- file
-    def open_file(self, path: str | PurePath) -> TXMFrameFile:
-        """Close the current file, open a new one and count its frames from 0."""
-        self.close_file()
-        self._file = TXMFrameFile(Path(path), self.counting.frame_shape)
-        self._set_written(0)
-        return self._file
-
-    def close_file(self) -> None:
-        """Close the current file, if any."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    @property
-    def current_file(self) -> Path | None:
-        """Path of the file being written, if any."""
-        return None if self._file is None else self._file.path
+    def new_file(self, path: Path) -> TXMFrameFile:
+        """A file for frames of the camera's shape."""
+        return TXMFrameFile(path, self.counting.frame_shape)
 
     # ------------------------------------------------------------- physics
     def angle_at(self, t: float) -> float:
@@ -128,27 +89,13 @@ class FrameAcquisition:
                                   exposure)
 
     # ----------------------------------------------------------------- run
-    async def run(self) -> None:
-        """Expose and write the configured frames, counting them as they are written."""
-        if self._file is None:
-            raise RuntimeError("no file is open: stage and prepare the detector first")
-        file = self._file
-        exposure = float(await self._exposure_time.get_value())
-        period = exposure + self._gap
-        t0 = self.clock.now()
-        indices = range(self._num) if self._num > 0 else itertools.count()
-        try:
-            for i in indices:
-                start = t0 + i * period
-                await self.clock.sleep_until(start + exposure)
-                angles = self.exposure_angles(start, exposure)
-                middle = self.angle_at(start + exposure / 2)
-                beam_open = self.optics.beam_open()
-                offset = self.optics.offset_pixels()
-                frame = await asyncio.to_thread(self.draw_frame, angles, exposure,
-                                                beam_open=beam_open, offset=offset)
-                file.write(frame, middle)
-                self._set_written(file.num_frames)
-        except Exception:
-            log.exception("simulated camera: acquisition into %s failed", file.path)
-            raise
+    async def acquire(self, file: TXMFrameFile, index: int, start: float,
+                      duration: float) -> None:
+        """Draw the frame exposed over ``[start, start + duration]`` and write it."""
+        angles = self.exposure_angles(start, duration)
+        middle = self.angle_at(start + duration / 2)
+        beam_open = self.optics.beam_open()
+        offset = self.optics.offset_pixels()
+        frame = await asyncio.to_thread(self.draw_frame, angles, duration,
+                                        beam_open=beam_open, offset=offset)
+        file.write(frame, middle)

@@ -6,24 +6,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ophyd_async.core import (
-    PathProvider,
-    StandardDetector,
-    soft_signal_r_and_setter,
-    soft_signal_rw,
-)
+from ophyd_async.core import PathProvider, soft_signal_rw
 
 from ..counting import CountingModel, simulation_metadata
 from ..optics import SimOptics
 from .acquisition import FrameAcquisition
 from .clock import SimClock
-from .frame_file import DatedPathProvider
+from .file_detector import SimFileDetector
 from .logics import ANGLE_SUFFIX, SimTXMAcquireLogic, SimTXMDataLogic, SimTXMTriggerLogic
 
 __all__ = ["SimTXMDetector"]
 
 
-class SimTXMDetector(StandardDetector):
+class SimTXMDetector(SimFileDetector):
     """Simulated TXM camera: the photon counting of ``SimCamera``, timed on a clock.
 
     Step scans: ``prepare(TriggerInfo(livetime=t))`` then ``trigger()`` takes one
@@ -65,31 +60,20 @@ class SimTXMDetector(StandardDetector):
                  clock: SimClock | None = None, data_dir: str | Path | None = None,
                  path_provider: PathProvider | None = None, readout_time: float = 0.005,
                  blur_samples: int = 3, exposure_time: float = 1.0, name: str = "det") -> None:
-        if path_provider is None:
-            if data_dir is None:
-                raise ValueError("give data_dir or path_provider: where the HDF5 files go")
-            path_provider = DatedPathProvider(data_dir)
-        if not np.isfinite(readout_time) or readout_time < 0:
-            raise ValueError(f"readout_time must be >= 0 s, got {readout_time!r}")
-        if clock is None:
-            clock = getattr(rotation, "clock", None) or SimClock()
+        path_provider, clock = self.resolve_file_args(
+            data_dir=data_dir, path_provider=path_provider, readout_time=readout_time,
+            clock=clock, stage=rotation)
         self.exposure_time = soft_signal_rw(float, float(exposure_time), units="s")
-        self.readout_time, _ = soft_signal_r_and_setter(float, float(readout_time), units="s")
-        self.collections_written, set_written = soft_signal_r_and_setter(int, 0)
+        set_written = self.make_file_signals(readout_time)
         self.clock = clock
         self.counting = counting
         self.optics = optics
-        self._acquisition = FrameAcquisition(
-            counting=counting, optics=optics, rotation=rotation, clock=clock,
-            exposure_time=self.exposure_time, set_written=set_written,
-            blur_samples=blur_samples)
-        self.add_detector_logics(
-            SimTXMTriggerLogic(self._acquisition, self.exposure_time, self.readout_time),
-            SimTXMAcquireLogic(self._acquisition),
-            SimTXMDataLogic(self._acquisition, path_provider, self.collections_written),
-        )
-        self.add_config_signals(self.exposure_time)
-        super().__init__(name=name)
+        self.init_file_detector(
+            FrameAcquisition(counting=counting, optics=optics, rotation=rotation, clock=clock,
+                             exposure_time=self.exposure_time, set_written=set_written,
+                             blur_samples=blur_samples),
+            self.exposure_time, path_provider, trigger_logic=SimTXMTriggerLogic,
+            acquire_logic=SimTXMAcquireLogic, data_logic=SimTXMDataLogic, name=name)
 
     @property
     def angle_data_key(self) -> str:
@@ -135,11 +119,6 @@ class SimTXMDetector(StandardDetector):
     def flat_field(self) -> np.ndarray:
         """Beam profile ``(H, W)`` (``float32``)."""
         return self.counting.flat_field
-
-    @property
-    def current_file(self) -> Path | None:
-        """Path of the HDF5 file being written, if any."""
-        return self._acquisition.current_file
 
     def start_metadata(self) -> dict[str, Any]:
         """Simulation facts for the run's start document (as ``SimCamera``'s)."""

@@ -13,6 +13,7 @@ from ..counting import CountingModel
 from .axis import SimAxis
 from .clock import SimClock
 from .detector import SimTXMDetector
+from .loop import require_running_loop
 from .optics import AsyncSimOptics
 from .shutter import SimAsyncShutter
 
@@ -27,12 +28,11 @@ def require_bluesky_loop() -> None:
     RuntimeError
         If no ``RunEngine`` has started the loop.
     """
-    loop = get_bluesky_event_loop()
-    if loop is None or not loop.is_running():
-        raise RuntimeError(
-            "the ophyd-async simulated TXM connects its devices on bluesky's event loop, "
-            "which is not running: create the RunEngine first (RE = RunEngine()), then "
-            "call make_sim_txm(..., flavour='ophyd-async')")
+    require_running_loop(
+        get_bluesky_event_loop(),
+        "the ophyd-async simulated TXM connects its devices on bluesky's event loop, "
+        "which is not running: create the RunEngine first (RE = RunEngine()), then "
+        "call make_sim_txm(..., flavour='ophyd-async')")
 
 
 def build_async_devices(phantom: Phantom, *, frame_shape: tuple[int, int], flux: float,

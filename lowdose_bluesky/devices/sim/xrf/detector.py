@@ -5,16 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from ophyd_async.core import (
-    PathProvider,
-    StandardDetector,
-    soft_signal_r_and_setter,
-    soft_signal_rw,
-)
+from ophyd_async.core import PathProvider, soft_signal_rw
 
 from ....xrf import SpectralModel, XRFCounting
-from ..async_devices import DatedPathProvider, SimClock
+from ..async_devices import SimClock
+from ..async_devices.file_detector import SimFileDetector
 from .acquisition import XRFAcquisition
 from .logics import (
     I0_SUFFIX,
@@ -29,7 +24,7 @@ from .logics import (
 __all__ = ["SimXRFDetector"]
 
 
-class SimXRFDetector(StandardDetector):
+class SimXRFDetector(SimFileDetector):
     """Simulated XRF detector (Xspress3-like) with I0 and transmission channels.
 
     Step scans: ``prepare(TriggerInfo(livetime=dwell))`` then each ``trigger()``
@@ -78,31 +73,20 @@ class SimXRFDetector(StandardDetector):
                  data_dir: str | Path | None = None, path_provider: PathProvider | None = None,
                  readout_time: float = 0.0, blur_samples: int = 3, dwell_time: float = 0.01,
                  sample_description: dict[str, Any] | None = None, name: str = "xrf") -> None:
-        if path_provider is None:
-            if data_dir is None:
-                raise ValueError("give data_dir or path_provider: where the HDF5 files go")
-            path_provider = DatedPathProvider(data_dir)
-        if not np.isfinite(readout_time) or readout_time < 0:
-            raise ValueError(f"readout_time must be >= 0 s, got {readout_time!r}")
-        if clock is None:
-            clock = getattr(x, "clock", None) or SimClock()
+        path_provider, clock = self.resolve_file_args(
+            data_dir=data_dir, path_provider=path_provider, readout_time=readout_time,
+            clock=clock, stage=x)
         self.dwell_time = soft_signal_rw(float, float(dwell_time), units="s")
-        self.readout_time, _ = soft_signal_r_and_setter(float, float(readout_time), units="s")
-        self.collections_written, set_written = soft_signal_r_and_setter(int, 0)
+        set_written = self.make_file_signals(readout_time)
         self.clock = clock
         self.counting = counting
         self.sample_description = dict(sample_description or {"name": "user maps"})
-        self._acquisition = XRFAcquisition(
-            counting=counting, x=x, y=y, shutter=shutter, clock=clock,
-            pixel_size_um=pixel_size_um, dwell_time=self.dwell_time, set_written=set_written,
-            blur_samples=blur_samples)
-        self.add_detector_logics(
-            XRFTriggerLogic(self._acquisition, self.dwell_time, self.readout_time),
-            XRFAcquireLogic(self._acquisition),
-            XRFDataLogic(self._acquisition, path_provider, self.collections_written),
-        )
-        self.add_config_signals(self.dwell_time)
-        super().__init__(name=name)
+        self.init_file_detector(
+            XRFAcquisition(counting=counting, x=x, y=y, shutter=shutter, clock=clock,
+                           pixel_size_um=pixel_size_um, dwell_time=self.dwell_time,
+                           set_written=set_written, blur_samples=blur_samples),
+            self.dwell_time, path_provider, trigger_logic=XRFTriggerLogic,
+            acquire_logic=XRFAcquireLogic, data_logic=XRFDataLogic, name=name)
 
     # ------------------------------------------------------------- data keys
     @property
@@ -160,11 +144,6 @@ class SimXRFDetector(StandardDetector):
     def pixel_size_um(self) -> float:
         """Stage travel between neighbouring pixels, µm."""
         return self._acquisition.pixel_size_um
-
-    @property
-    def current_file(self) -> Path | None:
-        """Path of the HDF5 file being written, if any."""
-        return self._acquisition.current_file
 
     def start_metadata(self) -> dict[str, Any]:
         """Simulation facts for the run's start document (JSON-serialisable)."""

@@ -15,6 +15,7 @@ from ophyd_async.core import init_devices
 
 from ....xrf import DEFAULT_ELEMENTS, SpectralModel, XRFCounting, cell_field, check_sample
 from ..async_devices import SimAsyncShutter, SimAxis, SimClock
+from ..async_devices.loop import require_running_loop
 from .detector import SimXRFDetector
 
 __all__ = ["SimXRF", "make_sim_xrf"]
@@ -79,19 +80,15 @@ class SimXRF:
 
 
 def require_bluesky_loop() -> None:
-    """Raise unless bluesky's event loop runs (the devices connect on it).
+    """Raise ``RuntimeError`` unless a ``RunEngine`` runs bluesky's event loop.
 
-    Raises
-    ------
-    RuntimeError
-        If no ``RunEngine`` has started the loop.
+    The devices of :func:`make_sim_xrf` connect on that loop.
     """
-    loop = get_bluesky_event_loop()
-    if loop is None or not loop.is_running():
-        raise RuntimeError(
-            "the simulated XRF microprobe connects its ophyd-async devices on bluesky's "
-            "event loop, which is not running: create the RunEngine first "
-            "(RE = RunEngine()), then call make_sim_xrf(...)")
+    require_running_loop(
+        get_bluesky_event_loop(),
+        "the simulated XRF microprobe connects its ophyd-async devices on bluesky's "
+        "event loop, which is not running: create the RunEngine first "
+        "(RE = RunEngine()), then call make_sim_xrf(...)")
 
 
 def _check_shape(shape: Any) -> tuple[int, int]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
-import h5py
 import numpy as np
 
 from ...hdf5_frames import DATASET
+from ..async_devices.swmr_file import SWMRFile
 
 __all__ = [
     "ATTRIBUTE_CHUNK",
@@ -31,7 +31,7 @@ ATTRIBUTE_CHUNK = 1024
 _SCALARS = (I0_DATASET, TRANSMISSION_DATASET, X_DATASET, Y_DATASET)
 
 
-class XRFSpectrumFile:
+class XRFSpectrumFile(SWMRFile):
     """A new SWMR HDF5 file: spectra of every detector element, and per-pixel scalars.
 
     ``/entry/data/data`` ``uint32 (N, detector_elements, bins)`` (chunks ``(1,
@@ -53,33 +53,23 @@ class XRFSpectrumFile:
         Channel width, keV (recorded as an attribute).
     """
 
+    item = "pixel"
+
     def __init__(self, path: str | PurePath, detector_elements: int, bins: int,
                  bin_kev: float) -> None:
-        self.path = Path(path)
         self.spectrum_shape = (int(detector_elements), int(bins))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._n = 0
-        self._file: h5py.File | None = h5py.File(self.path, "w", libver="latest")
-        self._data = self._file.create_dataset(
-            DATASET, shape=(0, *self.spectrum_shape), maxshape=(None, *self.spectrum_shape),
-            chunks=(1, *self.spectrum_shape), dtype=np.uint32)
+        super().__init__(path)
+        self._data = self.growing_dataset(DATASET, self.spectrum_shape, 1, np.uint32)
         self._data.attrs["energy_offset_kev"] = 0.0
         self._data.attrs["energy_bin_kev"] = float(bin_kev)
-        self._scalars = {
-            name: self._file.create_dataset(name, shape=(0,), maxshape=(None,),
-                                            chunks=(ATTRIBUTE_CHUNK,), dtype=np.float64)
-            for name in _SCALARS}
-        self._file.swmr_mode = True
+        self._scalars = {name: self.growing_dataset(name, (), ATTRIBUTE_CHUNK, np.float64)
+                         for name in _SCALARS}
+        self.start_swmr()
 
     @property
     def num_pixels(self) -> int:
         """Pixels written so far."""
-        return self._n
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._file is None
+        return self.num_written
 
     def write(self, spectra: np.ndarray, *, i0: float, transmission: float, x: float,
               y: float) -> int:
@@ -95,28 +85,7 @@ class XRFSpectrumFile:
         if spectra.shape != self.spectrum_shape:
             raise ValueError(f"spectra shape {spectra.shape} does not match "
                              f"{self.spectrum_shape} (detector elements, bins)")
-        if self._file is None:
-            raise OSError(f"HDF5 file {self.path} is closed; stage the detector again")
-        index = self._n
         values = {I0_DATASET: i0, TRANSMISSION_DATASET: transmission, X_DATASET: x,
                   Y_DATASET: y}
-        try:
-            self._data.resize(index + 1, axis=0)
-            self._data[index] = spectra
-            self._data.flush()
-            for name, dataset in self._scalars.items():
-                dataset.resize(index + 1, axis=0)
-                dataset[index] = float(values[name])
-                dataset.flush()
-        except Exception as exc:
-            raise OSError(f"could not write pixel {index} to {self.path}: {exc}") from exc
-        self._n += 1
-        return index
-
-    def close(self) -> None:
-        """Close the file (idempotent)."""
-        if self._file is not None:
-            try:
-                self._file.close()
-            finally:
-                self._file = None
+        return self.append([(self._data, spectra),
+                            *((dataset, values[name]) for name, dataset in self._scalars.items())])
