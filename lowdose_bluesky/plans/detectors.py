@@ -95,35 +95,40 @@ class DetectorSetup:
             raise ValueError(f"detector {self.detector.name!r} refused {_describe_info(info)}: "
                              f"{type(exc).__name__}: {exc}") from exc
 
-    def check(self, infos: Sequence[Any]) -> MsgGenerator[float]:
-        """Plan stub, before the run: the detector accepts every ``TriggerInfo`` to come.
+    def deadtime(self) -> MsgGenerator[float]:
+        """Plan stub, before the run: the detector's dead time between frames (s).
 
-        Internal triggering must be supported; then the detector is staged, prepared
-        with each ``TriggerInfo`` and unstaged, so that a refusal is a ``ValueError``
-        before anything moves. Returns the detector's dead time between frames (0 for
-        an ophyd detector or one that does not say).
+        0 for an ophyd detector or one that does not say. An ophyd-async detector that
+        cannot time its own exposures (no INTERNAL triggering) is refused here.
         """
-        if self.flavour == OPHYD:
+        if self.flavour == OPHYD or not hasattr(self.detector, "get_trigger_deadtime"):
             return 0.0
         from ophyd_async.core import DetectorTrigger
 
-        deadtime = 0.0
-        if hasattr(self.detector, "get_trigger_deadtime"):
-            (task,) = yield from bps.wait_for([self.detector.get_trigger_deadtime])
-            supported, dead = task.result()
-            if DetectorTrigger.INTERNAL not in supported:
-                raise ValueError(
-                    f"detector {self.detector.name!r} cannot time its own exposures: it "
-                    f"supports {sorted(t.name for t in supported)} triggers, the plans need "
-                    "INTERNAL")
-            deadtime = float(dead or 0.0)
+        (task,) = yield from bps.wait_for([self.detector.get_trigger_deadtime])
+        supported, dead = task.result()
+        if DetectorTrigger.INTERNAL not in supported:
+            raise ValueError(
+                f"detector {self.detector.name!r} cannot time its own exposures: it "
+                f"supports {sorted(t.name for t in supported)} triggers, the plans need "
+                "INTERNAL")
+        return float(dead or 0.0)
+
+    def check(self, infos: Sequence[Any]) -> MsgGenerator[None]:
+        """Plan stub, before the run: the detector accepts every ``TriggerInfo`` to come.
+
+        The detector is staged, prepared with each ``TriggerInfo`` and unstaged, so
+        that a refusal is a ``ValueError`` before anything moves. Nothing to do for an
+        ophyd detector.
+        """
+        if self.flavour == OPHYD:
+            return
         yield from bps.stage(self.detector, wait=True)
         try:
             for info in infos:
                 yield from self.prepare(info)
         finally:
             yield from bps.unstage(self.detector, wait=True)
-        return deadtime
 
 
 def _ophyd_exposure(detector: Any) -> Any:

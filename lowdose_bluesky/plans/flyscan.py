@@ -241,8 +241,7 @@ num_projections, num_darks, num_flats, flat_offset, md
     from ophyd_async.core import FlyMotorInfo
 
     # Before anything moves: the detector's dead time and the stage's speed limit.
-    (task,) = yield from bps.wait_for([detector.get_trigger_deadtime])
-    deadtime = float(task.result()[1] or 0.0)
+    deadtime = yield from setup.deadtime()
     schedule = fly_schedule(spec, deadtime=deadtime, frame_period=frame_period,
                             max_velocity=(yield from _max_velocity(rotation)),
                             smear_warning=smear_warning,

@@ -272,6 +272,7 @@ def lowdose_tomo_plan(
     )
     setup = detector_setup(detector)
     _md = start_metadata("lowdose_tomo_plan", setup, rotation, spec, sample_x, shutter, md)
+    yield from setup.deadtime()  # refuses a detector that cannot time its exposures
     yield from setup.check([_trigger_info(livetime=t) for t in spec.exposures]
                            if setup.flavour == "ophyd-async" else [])
     steps = TomoSteps(setup, rotation, spec, sample_x, shutter)

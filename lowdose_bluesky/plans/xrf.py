@@ -156,12 +156,12 @@ def lowdose_xrf_plan(
         raise ValueError("fly=True needs an ophyd-async detector and a flyable x stage "
                          "(prepare(FlyMotorInfo), kickoff, complete); use fly=False to step")
     dwells = (spec.dwell,) if spec.blind else (spec.long_dwell, spec.dwell)
-    deadtime = 0.0
+    deadtime = yield from setup.deadtime()
     infos = []
-    if setup.flavour == OPHYD_ASYNC:
-        events = spec.num_x if fly else 1
-        infos = [_trigger_info(livetime=t, number_of_events=events) for t in dwells]
-    deadtime = yield from setup.check(infos)
+    if setup.flavour == OPHYD_ASYNC:  # each as the plan will prepare it
+        infos = [_trigger_info(livetime=t, number_of_events=spec.num_x, deadtime=deadtime)
+                 if fly else _trigger_info(livetime=t, number_of_events=1) for t in dwells]
+    yield from setup.check(infos)
     speed = {t: spec.step_x / (t + deadtime) for t in dwells}
     if fly:
         limit = yield from _max_velocity(x)
