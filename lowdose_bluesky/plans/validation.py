@@ -12,19 +12,32 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from ..recon._checks import ANGLE_TOLERANCE_DEG
 
-__all__ = ["TomoScanSpec", "TomoScanWarning", "validate_scan"]
+__all__ = ["TomoScanSpec", "TomoScanWarning", "build_spec", "validate_scan"]
 
 
 class TomoScanWarning(UserWarning):
     """Scan arguments that are accepted but likely to give poor results."""
 
 
-def _finite(name: str, value: float) -> float:
+def finite_number(name: str, value: Any) -> float:
+    """``value`` as a float; ``ValueError`` naming ``name`` unless a finite number."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
         raise ValueError(f"{name} must be a number, got {value!r}")
     if not math.isfinite(float(value)):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return float(value)
+
+
+def build_spec(model: type[BaseModel], plan_name: str, **arguments: Any) -> Any:
+    """``model(**arguments)``, its validation errors as one plain ``ValueError``.
+
+    Each problem says what was received and what is allowed; the message names the plan.
+    """
+    try:
+        return model(**arguments)
+    except ValidationError as exc:
+        problems = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()]
+        raise ValueError(f"invalid {plan_name} arguments: " + "; ".join(problems)) from None
 
 
 class TomoScanSpec(BaseModel):
@@ -67,7 +80,7 @@ class TomoScanSpec(BaseModel):
         if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
             raise ValueError(f"reference_angles must be a sequence of angles in degrees, "
                              f"got {value!r}")
-        angles = tuple(_finite("reference angle", a) for a in value)
+        angles = tuple(finite_number("reference angle", a) for a in value)
         for j, angle in enumerate(angles):
             if angle in angles[:j]:
                 raise ValueError(f"reference_angles must be distinct: reference_angles[{j}] = "
@@ -79,7 +92,7 @@ class TomoScanSpec(BaseModel):
                      mode="before")
     @classmethod
     def _number(cls, value: Any, info: Any) -> float:
-        return _finite(info.field_name, value)
+        return finite_number(info.field_name, value)
 
     @field_validator("num_projections", "num_darks", "num_flats", mode="before")
     @classmethod
@@ -170,11 +183,7 @@ def validate_scan(**arguments: Any) -> TomoScanSpec:
     ValueError
         With every problem found, each saying what was received and what is allowed.
     """
-    try:
-        spec = TomoScanSpec(**arguments)
-    except ValidationError as exc:
-        problems = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()]
-        raise ValueError("invalid lowdose_tomo_plan arguments: " + "; ".join(problems)) from None
+    spec = build_spec(TomoScanSpec, "lowdose_tomo_plan", **arguments)
     if len(spec.reference_angles) == 1:
         warnings.warn(
             f"a single reference angle ({spec.reference_angles[0]} deg): the enhancer is "

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from .validation import build_spec, finite_number
 
 __all__ = ["XRFScanSpec", "validate_xrf_scan"]
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return float(value)
 
 
 class XRFScanSpec(BaseModel):
@@ -47,7 +40,7 @@ class XRFScanSpec(BaseModel):
                      mode="before")
     @classmethod
     def _numbers(cls, value: Any, info: Any) -> float:
-        return _number(info.field_name, value)
+        return finite_number(info.field_name, value)
 
     @field_validator("num_x", "num_y", mode="before")
     @classmethod
@@ -109,8 +102,4 @@ class XRFScanSpec(BaseModel):
 
 def validate_xrf_scan(**arguments: Any) -> XRFScanSpec:
     """Build an :class:`XRFScanSpec`, raising a plain ``ValueError`` on bad arguments."""
-    try:
-        return XRFScanSpec(**arguments)
-    except ValidationError as exc:
-        problems = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()]
-        raise ValueError("invalid lowdose_xrf_plan arguments: " + "; ".join(problems)) from None
+    return build_spec(XRFScanSpec, "lowdose_xrf_plan", **arguments)

@@ -14,8 +14,15 @@ from scipy.special import expit
 
 from .elements import atomic_number, check_elements
 
-__all__ = ["CELL_LEVELS", "DEFAULT_ELEMENTS", "ORGANELLE_LEVELS", "TRACE_LEVELS",
-           "cell_field", "check_sample"]
+__all__ = [
+    "CELL_LEVELS",
+    "DEFAULT_ELEMENTS",
+    "ORGANELLE_LEVELS",
+    "TRACE_LEVELS",
+    "cell_field",
+    "check_sample",
+    "check_shape",
+]
 
 #: Elements of the default cell field.
 DEFAULT_ELEMENTS = ("P", "S", "K", "Ca", "Fe", "Cu", "Zn")
@@ -154,12 +161,7 @@ def cell_field(shape: tuple[int, int] = (64, 64),
         For an unknown element or a shape smaller than (4, 4).
     """
     symbols = check_elements(elements)
-    try:
-        h, w = (int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"shape must be (H, W), got {shape!r}") from None
-    if h < 4 or w < 4:
-        raise ValueError(f"shape must be at least (4, 4) pixels, got {shape!r}")
+    h, w = check_shape(shape)
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w].astype(float)
     n_cells = max(1, round(h * w / 1400))
@@ -204,3 +206,14 @@ def cell_field(shape: tuple[int, int] = (64, 64),
                 field += peak * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * sigma**2))
         maps[symbol] = np.clip(field, 0.0, None)
     return maps
+
+
+def check_shape(shape: Any) -> tuple[int, int]:
+    """``(H, W)`` of a map, at least 4 x 4 pixels; ``ValueError`` naming ``shape`` otherwise."""
+    try:
+        h, w = (int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be (H, W), got {shape!r}") from None
+    if h < 4 or w < 4:
+        raise ValueError(f"shape must be at least (4, 4) pixels, got {shape!r}")
+    return h, w

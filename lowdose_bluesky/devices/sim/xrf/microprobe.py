@@ -14,6 +14,7 @@ from numpy.typing import ArrayLike
 from ophyd_async.core import init_devices
 
 from ....xrf import DEFAULT_ELEMENTS, SpectralModel, XRFCounting, cell_field, check_sample
+from ....xrf.sample import check_shape
 from ..async_devices import SimAsyncShutter, SimAxis, SimClock
 from ..async_devices.loop import require_running_loop
 from .detector import SimXRFDetector
@@ -91,16 +92,6 @@ def require_bluesky_loop() -> None:
         "(RE = RunEngine()), then call make_sim_xrf(...)")
 
 
-def _check_shape(shape: Any) -> tuple[int, int]:
-    try:
-        h, w = (int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"shape must be (H, W), got {shape!r}") from None
-    if h < 4 or w < 4:
-        raise ValueError(f"shape must be at least (4, 4) pixels, got {shape!r}")
-    return h, w
-
-
 def make_sim_xrf(sample: Mapping[str, ArrayLike] | None = None, *,
                  shape: tuple[int, int] | None = None,
                  elements: Iterable[str] | None = None, energy_kev: float = 10.0,
@@ -169,7 +160,7 @@ def make_sim_xrf(sample: Mapping[str, ArrayLike] | None = None, *,
     if not np.isfinite(pixel_size_um) or pixel_size_um <= 0:
         raise ValueError(f"pixel_size_um must be a positive number, got {pixel_size_um!r}")
     if sample is None:
-        h, w = _check_shape((64, 64) if shape is None else shape)
+        h, w = check_shape((64, 64) if shape is None else shape)
         symbols = tuple(DEFAULT_ELEMENTS if elements is None else elements)
         maps = cell_field((h, w), symbols, seed=seed)
         description: dict[str, Any] = {"name": "cell_field", "shape": [h, w], "seed": seed,
@@ -177,8 +168,8 @@ def make_sim_xrf(sample: Mapping[str, ArrayLike] | None = None, *,
                                        "P/Zn-rich nuclei, K/S/Ca cytoplasm, Fe/Cu organelles"}
     else:
         maps = check_sample(sample)
-        h, w = _check_shape(next(iter(maps.values())).shape)
-        if shape is not None and _check_shape(shape) != (h, w):
+        h, w = check_shape(next(iter(maps.values())).shape)
+        if shape is not None and check_shape(shape) != (h, w):
             raise ValueError(f"shape {tuple(shape)} does not match the sample's maps {(h, w)}")
         symbols = tuple(maps) if elements is None else tuple(elements)
         description = {"name": "user maps", "shape": [h, w]}
