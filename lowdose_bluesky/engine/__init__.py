@@ -10,7 +10,14 @@ retries and backups). ``lowdose_bluesky.callbacks.LiveEnhancer`` puts the pieces
 
 from .calibration import MAX_DEAD_FRACTION, FlatField, RunningMean
 from .documents import DocumentRouter
-from .frames import FRAME_DOCUMENTS, FileFrameSource, FrameRef, FrameSource, TiledFrameSource
+from .frames import (
+    FRAME_DOCUMENTS,
+    FileFrameSource,
+    FrameRef,
+    FrameSource,
+    TiledFrameSource,
+    read_frames,
+)
 from .process import AnalysisProcess, ProcessDied, ProcessSettings, describe_exit
 from .recipe import AnalysisOutput, Recipe, RunAnalysis, RunContext
 from .registry import (
@@ -28,6 +35,6 @@ __all__ = ["FRAME_DOCUMENTS", "MAX_DEAD_FRACTION", "RUNNING", "AnalysisOutput",
            "AnalysisProcess", "AnalysisWorker", "DocumentRouter", "FileFrameSource",
            "FlatField", "FrameRef", "FrameSource", "LiveResult", "ProcessDied",
            "ProcessSettings", "Recipe", "RecipeSpec", "ResultNotStored", "RunAnalysis",
-           "RunContext", "RunningMean", "TiledFrameSource", "builtin_recipes", "describe_exit",
-           "load_recipe", "recipe_for", "register_recipe", "store_result",
-           "unregister_recipe"]
+           "RunContext", "RunningMean", "TiledFrameSource", "builtin_recipes",
+           "describe_exit", "load_recipe", "read_frames", "recipe_for", "register_recipe",
+           "store_result", "unregister_recipe"]

@@ -13,13 +13,15 @@ from lowdose_bluesky.plans import lowdose_xrf_plan
 from lowdose_bluesky.storage import subscribe_writer
 
 
-@pytest.mark.parametrize("fly", [False, True])
-def test_maps_are_live_and_match_the_truth_at_long_dwell(tiled_client, frames_root, fly):
+@pytest.mark.parametrize(("fly", "source"), [(False, "file"), (True, "file"), (True, "tiled")])
+def test_maps_are_live_and_match_the_truth_at_long_dwell(tiled_client, frames_root, fly,
+                                                         source):
     RE = RunEngine({}, call_returns_result=False)
     subscribe_writer(RE, tiled_client, batch_size=20)
     sim = make_sim_xrf(shape=(8, 10), bins=256, bin_kev=0.048, seed=3,
-                       data_dir=frames_root / f"xrf-live-{fly}", dead_elements=(2,))
-    live = LiveEnhancer(tiled_client, process=False, progress=False, recipe_options={
+                       data_dir=frames_root / f"xrf-live-{fly}-{source}", dead_elements=(2,))
+    live = LiveEnhancer(tiled_client, process=False, progress=False, frame_source=source,
+                        recipe_options={
         "xrf": {"epochs": 2, "max_seconds": 5.0, "train_options": {"patch_size": 8}}})
     RE.subscribe(live)
     (uid,) = RE(lowdose_xrf_plan(**sim.devices, num_x=10, num_y=8, reference_rows=(2,),

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from lowdose_bluesky.engine import FileFrameSource, FrameRef
+from lowdose_bluesky.engine import FileFrameSource, FrameRef, read_frames
 
 RUN = "run-0001"
 DESCRIPTOR = "descriptor-primary"
@@ -75,6 +75,33 @@ def test_stream_resource_and_datums_read_back_exactly(tmp_path):
     with pytest.raises(KeyError):
         source.read(_ref(1))
     source.close()
+
+
+def test_read_many_reads_runs_of_rows_in_order_across_datums(tmp_path):
+    frames = _frames()
+    resource, datums = _stream_docs(_write(tmp_path / "stream.h5", frames))
+    source = FileFrameSource()
+    source.add("stream_resource", resource)
+    for datum in datums:
+        source.add("stream_datum", datum)
+    # rows 1-3 span both StreamDatums, then row 0, then row 4 twice
+    order = [2, 3, 4, 1, 5, 5]
+    got = read_frames(source, [_ref(s) for s in order])
+    np.testing.assert_array_equal(got, frames[[s - 1 for s in order]])
+    with pytest.raises(KeyError, match="no Datum or StreamDatum document seen"):
+        source.read_many([_ref(5), _ref(6)])
+    with pytest.raises(ValueError, match="at least one"):
+        source.read_many([])
+    source.close()
+
+
+def test_read_frames_falls_back_to_one_read_per_frame():
+    class OneByOne:
+        def read(self, ref):
+            return np.full((2, 2), ref["index"])
+
+    got = read_frames(OneByOne(), [_ref(3), _ref(1)])
+    np.testing.assert_array_equal(got[:, 0, 0], [2, 0])
 
 
 def test_stream_datum_of_another_descriptor_or_key_is_not_mixed_up(tmp_path):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ...engine import AnalysisOutput, FrameRef, RunContext
+from ...engine import AnalysisOutput, FrameRef, RunContext, read_frames
 from ...xrf import FIT, ROI, LinearFit, SpectralModel, roi_maps
 from .noise2noise import detector_halves, noise2noise_maps
 
@@ -88,7 +88,7 @@ class XRFAnalysis:
                                                  for _ in range(2)]
         self.reference_maps = np.full((n_el, len(self.reference_rows), w), np.nan,
                                       dtype=np.float32)
-        self._rows: dict[tuple[str, int], dict[int, tuple[np.ndarray, float]]] = {}
+        self._rows: dict[tuple[str, int], dict[int, tuple[FrameRef, FrameRef | None]]] = {}
         self._totals: np.ndarray | None = None  # counts per detector element so far
         self.dead: list[int] = []
         self.lines_done = 0
@@ -98,24 +98,32 @@ class XRFAnalysis:
     # ------------------------------------------------------------------ frames
     def add_frame(self, stream: str, ref: FrameRef, data: dict[str, Any],
                   received: float) -> None:
-        """One pixel: its spectra per detector element and its I0."""
+        """One pixel: remembered until its line is complete, then the line is read at once."""
         if stream not in ("primary", "reference"):
             return
-        spectra = np.asarray(self.context.source.read(ref.for_key(self.spectra_key, data)))
-        spectra = spectra.reshape(-1, spectra.shape[-1]).astype(np.float64)
-        i0 = 1.0
-        if self.i0_key:
-            i0 = float(np.asarray(self.context.source.read(ref.for_key(self.i0_key, data)))
-                       .ravel()[0])
-        totals = spectra.sum(axis=1)
-        self._totals = totals if self._totals is None else self._totals + totals
         w = self.shape[1]
-        index = int(ref["index"])
-        line, col = divmod(index, w)
+        line, col = divmod(int(ref["index"]), w)
         pixels = self._rows.setdefault((stream, line), {})
-        pixels[col] = (spectra, i0)
+        pixels[col] = (ref.for_key(self.spectra_key, data),
+                       ref.for_key(self.i0_key, data) if self.i0_key else None)
         if len(pixels) == w:
-            self._map_line(stream, line, self._rows.pop((stream, line)), received)
+            self._map_line(stream, line, self._read_line(self._rows.pop((stream, line))),
+                           received)
+
+    def _read_line(self, pixels: dict[int, tuple[FrameRef, FrameRef | None]]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """A complete line's spectra ``(W, detector elements, bins)`` and I0 ``(W,)``."""
+        cols = sorted(pixels)
+        spectra = read_frames(self.context.source, [pixels[c][0] for c in cols])
+        spectra = spectra.reshape(len(cols), -1, spectra.shape[-1]).astype(np.float64)
+        if self.i0_key:
+            i0 = read_frames(self.context.source, [pixels[c][1] for c in cols])
+            i0 = i0.reshape(len(cols), -1)[:, 0].astype(np.float64)
+        else:
+            i0 = np.ones(len(cols))
+        totals = spectra.sum(axis=(0, 2))
+        self._totals = totals if self._totals is None else self._totals + totals
+        return spectra, i0
 
     def _live_elements(self) -> np.ndarray:
         totals = self._totals
@@ -123,13 +131,12 @@ class XRFAnalysis:
         self.dead = sorted(set(self.dead) | set(dead))
         return np.array([k for k in range(totals.size) if k not in self.dead])
 
-    def _map_line(self, stream: str, line: int, pixels: dict[int, tuple[np.ndarray, float]],
+    def _map_line(self, stream: str, line: int, read: tuple[np.ndarray, np.ndarray],
                   received: float) -> None:
+        spectra_all, i0 = read
         live = self._live_elements()
-        n = next(iter(pixels.values()))[0].shape[0]
-        cols = sorted(pixels)
-        spectra = np.stack([pixels[c][0][live].sum(axis=0) for c in cols]) * (n / live.size)
-        i0 = np.array([pixels[c][1] for c in cols])
+        n = spectra_all.shape[1]
+        spectra = spectra_all[:, live].sum(axis=1) * (n / live.size)
         photons = i0 / self.per_photon if self.per_photon else i0
         maps = self._to_maps(spectra, photons)
         halves = detector_halves(n, self.dead)
@@ -137,7 +144,7 @@ class XRFAnalysis:
             self.halves = None
         elif self.halves is not None and stream == "primary":
             for half, elements in zip(self.halves, halves, strict=True):
-                part = np.stack([pixels[c][0][elements].sum(axis=0) for c in cols])
+                part = spectra_all[:, elements].sum(axis=1)
                 half[:, line, :] = self._to_maps(part * (n / len(elements)), photons)
         if stream == "primary":
             if line >= self.shape[0]:
