@@ -193,6 +193,42 @@ class XRFCounting:
             return 0.0
         return float(self._rng.poisson(self.expected_transmission(positions, dwell)))
 
+    # ------------------------------------------------------------- whole maps
+    def expected_map(self, dwell: float) -> np.ndarray:
+        """Expected counts of the whole detector at every pixel, ``(H, W, bins)``.
+
+        The same counts as :meth:`expected_counts` summed over the live detector
+        elements, for the beam resting ``dwell`` seconds on each pixel centre.
+        """
+        ref = self.model.reference[:len(self.model.elements)]
+        rate = self._weights @ ref + self.matrix[..., None] * self.model.scatter_spectrum
+        live = self.detector_elements - len(self.dead_elements)
+        return self.flux * _dwell(dwell) * rate * (live / self.detector_elements)
+
+    def draw_map(self, dwell: float) -> dict[str, np.ndarray]:
+        """One step-scanned map at ``dwell`` seconds per pixel, drawn at once.
+
+        Returns
+        -------
+        dict
+            ``spectra`` ``(H, W, detector_elements, bins)`` uint32 (independent draws
+            per element, dead ones 0), ``i0`` ``(H, W)`` and ``transmission``
+            ``(H, W)``: what a step scan of every pixel centre records, without the
+            devices (benchmarks of the map analysis).
+        """
+        dwell = _dwell(dwell)
+        per_element = self.flux * dwell * (
+            self._weights @ self.model.reference[:len(self.model.elements)]
+            + self.matrix[..., None] * self.model.scatter_spectrum) / self.detector_elements
+        spectra = np.zeros((*self.shape, self.detector_elements, self.model.bins), np.uint32)
+        for k in range(self.detector_elements):
+            if k not in self.dead_elements:
+                spectra[:, :, k] = np.minimum(self._rng.poisson(per_element), _UINT32_MAX)
+        i0 = self._rng.poisson(self.expected_i0(dwell), size=self.shape).astype(float)
+        transmission = self._rng.poisson(self.transmission_efficiency * self.flux * dwell
+                                         * self.transmittance).astype(float)
+        return {"spectra": spectra, "i0": i0, "transmission": transmission}
+
     def describe(self) -> dict[str, Any]:
         """Counting facts for metadata (JSON-serialisable)."""
         return {"flux": self.flux, "detector_elements": self.detector_elements,

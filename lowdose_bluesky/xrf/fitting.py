@@ -60,21 +60,31 @@ class LinearFit:
         self.elements = tuple(elements)
         self.rows = [list(components).index(e) for e in elements]
         self.bins = reference.shape[1]
-        self._pinv = np.linalg.pinv(reference)  # (bins, K)
+        self.components = tuple(components)
+        self.reference = reference
+        self.pinv = np.linalg.pinv(reference)  # (bins, K)
 
-    def maps(self, spectra: np.ndarray, photons: np.ndarray | float) -> np.ndarray:
-        """Areal densities ``(n_elements, ...)`` of spectra ``(..., bins)``.
-
-        ``photons``: incident photons of each pixel (shape ``spectra.shape[:-1]``) or
-        one number for all.
-        """
+    def coefficients(self, spectra: np.ndarray) -> np.ndarray:
+        """Least-squares coefficients ``(..., K)`` of every component, not clipped."""
         spectra = np.asarray(spectra, dtype=np.float64)
         if spectra.shape[-1] != self.bins:
             raise ValueError(f"spectra have {spectra.shape[-1]} channels, the reference "
                              f"spectra {self.bins}")
-        coefficients = spectra @ self._pinv  # (..., K) in ug/cm^2 x photons
+        return spectra @ self.pinv
+
+    def maps(self, spectra: np.ndarray, photons: np.ndarray | float, *,
+             clip: bool = True) -> np.ndarray:
+        """Areal densities ``(n_elements, ...)`` of spectra ``(..., bins)``.
+
+        ``photons``: incident photons of each pixel (shape ``spectra.shape[:-1]``) or
+        one number for all. ``clip=False`` keeps negative values: unbiased maps (their
+        expectation is the true density), what a denoiser trained on noisy targets
+        needs.
+        """
+        coefficients = self.coefficients(spectra)  # (..., K) in ug/cm^2 x photons
         maps = coefficients[..., self.rows] / np.asarray(photons, dtype=np.float64)[..., None]
-        return np.moveaxis(np.clip(maps, 0.0, None), -1, 0).astype(np.float32)
+        maps = np.clip(maps, 0.0, None) if clip else maps
+        return np.moveaxis(maps, -1, 0).astype(np.float32)
 
 
 def roi_maps(spectra: np.ndarray, windows: Sequence[slice], counts_per_unit: Sequence[float],

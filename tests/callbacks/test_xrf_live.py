@@ -48,6 +48,45 @@ def test_maps_are_live_and_match_the_truth_at_long_dwell(tiled_client, frames_ro
     assert np.isfinite(res.maps).all() and len(res.checkpoint) > 0
 
 
+@pytest.mark.parametrize(("method", "options"), [
+    ("supervised", {"train_options": {"epochs": 20, "network_options": {"base_channels": 8}}}),
+    ("noise2self", {"pansharpen": True, "train_options": {"epochs": 10, "width": 4}}),
+])
+def test_each_method_enhances_a_live_map(tiled_client, frames_root, method, options):
+    RE = RunEngine({}, call_returns_result=False)
+    subscribe_writer(RE, tiled_client, batch_size=20)
+    sim = make_sim_xrf(shape=(8, 10), bins=256, bin_kev=0.048, seed=4,
+                       data_dir=frames_root / f"xrf-{method}")
+    live = LiveEnhancer(tiled_client, process=False, progress=False, recipe_options={
+        "xrf": {"method": method, "max_seconds": 5.0, **options}})
+    RE.subscribe(live)
+    (uid,) = RE(lowdose_xrf_plan(**sim.devices, num_x=10, num_y=8, reference_rows=(1, 5),
+                                 dwell=0.05, long_dwell=0.5))
+    live.wait(timeout=120)
+    live.close()
+    res = results(tiled_client, uid)
+    md = res.metadata
+    assert res.status == "complete" and md["method"] == method
+    assert res.maps.shape == res.maps_raw.shape == (len(sim.elements), 8, 10)
+    assert np.isfinite(res.maps).all() and len(res.checkpoint) > 0
+    check = md["reference_check"]
+    assert set(check["raw"]) == set(check["enhanced"]) == set(sim.elements)
+    if method == "noise2self":
+        assert md["model"]["pansharpened"] and md["model"]["binning"]["group"] >= 1
+
+
+def test_a_blind_map_cannot_be_enhanced_by_the_supervised_method():
+    from lowdose_bluesky.recipes.xrf import XRFRecipe
+
+    start = {"uid": "u", "xrf": {"elements": ["Fe"], "energy_kev": 10.0, "bins": 256,
+                                 "bin_kev": 0.048, "reference_rows": []}}
+    with pytest.raises(ValueError, match="blind map .* supervised method needs them"):
+        XRFRecipe(method="supervised").check(start)
+    with pytest.raises(ValueError, match="no transmission image"):
+        XRFRecipe(method="noise2self", pansharpen=True).check(start)
+    XRFRecipe(method="noise2noise").check(start)
+
+
 def test_a_run_without_calibration_is_refused_with_what_is_missing():
     from lowdose_bluesky.recipes.xrf import check_xrf_start
 
