@@ -65,7 +65,7 @@ def test_dihedral_mean_undoes_each_symmetry():
 
 
 def test_fit_without_clipping_is_unbiased_where_clipping_is_not(drawn):
-    maps, model, counting, fit, _, _ = drawn
+    maps, _, counting, fit, _, _ = drawn
     lam = counting.expected_map(0.002)[8, 8]  # a faint pixel: few counts
     draws = np.random.default_rng(1).poisson(lam, size=(4000, lam.size))
     photons = counting.flux * 0.002

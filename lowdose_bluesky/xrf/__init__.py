@@ -22,6 +22,7 @@ from .fitting import FIT, ROI, LinearFit, roi_maps
 from .matrix import matrix_density
 from .sample import DEFAULT_ELEMENTS, cell_field, check_sample
 from .spectra import SCATTER_COMPONENTS, SpectralModel
+from .tissue import tissue_section
 
 __all__ = [
     "DEFAULT_ELEMENTS",
@@ -45,4 +46,5 @@ __all__ = [
     "line_family",
     "matrix_density",
     "roi_maps",
+    "tissue_section",
 ]

@@ -80,7 +80,7 @@ def test_a_blind_map_cannot_be_enhanced_by_the_supervised_method():
 
     start = {"uid": "u", "xrf": {"elements": ["Fe"], "energy_kev": 10.0, "bins": 256,
                                  "bin_kev": 0.048, "reference_rows": []}}
-    with pytest.raises(ValueError, match="blind map .* supervised method needs them"):
+    with pytest.raises(ValueError, match=r"blind map .* supervised method needs them"):
         XRFRecipe(method="supervised").check(start)
     with pytest.raises(ValueError, match="no transmission image"):
         XRFRecipe(method="noise2self", pansharpen=True).check(start)
