@@ -50,6 +50,7 @@ def test_maps_are_live_and_match_the_truth_at_long_dwell(tiled_client, frames_ro
 
 @pytest.mark.parametrize(("method", "options"), [
     ("supervised", {"train_options": {"epochs": 20, "network_options": {"base_channels": 8}}}),
+    ("hybrid", {"epochs": 2, "train_options": {"epochs": 10}}),
     ("noise2self", {"pansharpen": True, "train_options": {"epochs": 10, "width": 4}}),
 ])
 def test_each_method_enhances_a_live_map(tiled_client, frames_root, method, options):

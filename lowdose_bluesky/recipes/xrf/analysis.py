@@ -19,6 +19,7 @@ import numpy as np
 from ...engine import AnalysisOutput, FrameRef, RunContext, read_frames
 from ...model.checkpoint import write_checkpoint
 from ...xrf import FIT, ROI, LinearFit, SpectralModel, roi_maps
+from .hybrid import NOISE2NOISE_SHARE, hybrid_maps
 from .noise2noise import half_maps, noise2noise_maps
 from .noise2self import SpectralBinning, noise2self_maps
 from .supervised import supervised_maps
@@ -26,9 +27,12 @@ from .supervised import supervised_maps
 __all__ = ["DEAD_AFTER_COUNTS", "METHODS", "XRFAnalysis", "check_xrf_start"]
 
 #: Enhancement methods: none (the fitted maps only), Noise2Noise across the halves of
-#: the detector elements (blind), supervised by the long-dwell reference rows, or
-#: Noise2Self of the spectral cube (blind).
-METHODS = ("none", "noise2noise", "supervised", "noise2self")
+#: the detector elements (blind), supervised by the long-dwell reference rows, the
+#: hybrid (Noise2Noise, then fine-tuned on the reference rows), or Noise2Self of the
+#: spectral cube (blind).
+METHODS = ("none", "noise2noise", "supervised", "hybrid", "noise2self")
+#: Methods that need long-dwell reference rows.
+NEEDS_REFERENCES = ("supervised", "hybrid")
 
 #: Counts the other detector elements must have seen before a silent one is called dead.
 DEAD_AFTER_COUNTS = 100
@@ -46,9 +50,9 @@ def check_xrf_start(start: dict[str, Any], method: str = "none",
         raise ValueError(f"run {start.get('uid')}: the start document's xrf section lacks "
                          f"{missing}: element maps need the elements, the incident energy and "
                          "the detector's channel calibration (bins, bin_kev)")
-    if method == "supervised" and not xrf.get("reference_rows"):
+    if method in NEEDS_REFERENCES and not xrf.get("reference_rows"):
         raise ValueError(f"run {start.get('uid')} is a blind map (no long-dwell reference "
-                         "rows): the supervised method needs them; use method='noise2noise' "
+                         f"rows): the {method} method needs them; use method='noise2noise' "
                          "or 'noise2self', or take reference_rows")
     if method == "noise2self" and pansharpen and not xrf.get("transmission_key"):
         raise ValueError(f"run {start.get('uid')} recorded no transmission image "
@@ -218,14 +222,23 @@ class XRFAnalysis:
             return maps, enhancer.to_bytes(), {
                 "arch": enhancer.arch, "trained_on": "noise2noise across detector element "
                 "halves", **record}
+        trained_on = (f"long-dwell reference rows {self.reference_rows} (dwell ratio "
+                      f"{self.xrf.get('dwell_ratio')})")
         if self.method == "supervised":
             maps, enhancer = supervised_maps(
                 half_maps(self.detector_maps, live), self.reference_unclipped,
                 self.reference_rows, seed=opts["seed"], max_seconds=opts["max_seconds"],
                 device=opts["device"], **opts["train_options"])
+            return maps, enhancer.to_bytes(), {"arch": enhancer.arch, "trained_on": trained_on}
+        if self.method == "hybrid":
+            maps, enhancer, record = hybrid_maps(
+                self.detector_maps, live, self.reference_unclipped, self.reference_rows,
+                epochs=opts["epochs"], seed=opts["seed"], max_seconds=opts["max_seconds"],
+                device=opts["device"], train_options=opts["train_options"])
             return maps, enhancer.to_bytes(), {
-                "arch": enhancer.arch, "trained_on": "long-dwell reference rows "
-                f"{self.reference_rows} (dwell ratio {self.xrf.get('dwell_ratio')})"}
+                "arch": enhancer.arch, "trained_on": "noise2noise across detector element "
+                f"halves, then {trained_on}", "noise2noise_share": NOISE2NOISE_SHARE,
+                **record}
         scale = n / len(live)
         maps, network = noise2self_maps(
             self.cube, lambda cube: self._cube_fit.maps(cube, self.photons) * scale,

@@ -20,6 +20,7 @@ class XRFRecipe:
     method
         Enhancement: ``"noise2noise"`` (across the detector elements' halves; blind,
         the default), ``"supervised"`` (by the long-dwell reference rows),
+        ``"hybrid"`` (Noise2Noise, then fine-tuned on the reference rows),
         ``"noise2self"`` (the spectral cube; blind) or ``"none"``.
     epochs, max_seconds, seed, device, train_options
         Training of the enhancement network (``train_options`` go to the method's
