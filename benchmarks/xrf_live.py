@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--dwell", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--max-seconds", type=float, default=20.0)
+    parser.add_argument("--in-process", action="store_true",
+                        help="LiveEnhancer(process=False): the analysis on a thread")
     parser.add_argument("--methods", nargs="+", default=["noise2noise", "supervised",
                                                          "noise2self"])
     args = parser.parse_args()
@@ -43,8 +45,9 @@ def main() -> None:
         RE = RunEngine({}, call_returns_result=False)
         subscribe_writer(RE, client)
         sim = make_sim_xrf(seed=args.seed, data_dir=f"{root}/frames-{method}")
-        live = LiveEnhancer(client, process=False, progress=False, recipe_options={
-            "xrf": {"method": method, "max_seconds": args.max_seconds}})
+        live = LiveEnhancer(client, process=not args.in_process, progress=False,
+                            recipe_options={
+                                "xrf": {"method": method, "max_seconds": args.max_seconds}})
         RE.subscribe(live)
         rows = (16, 48) if method == "supervised" else ()
         t0 = time.perf_counter()
@@ -71,9 +74,10 @@ def main() -> None:
         "## XRF maps live: line latency and time to the result (`benchmarks/xrf_live.py`)",
         "",
         f"`python benchmarks/xrf_live.py --dwell {args.dwell} --seed {args.seed} "
-        f"--max-seconds {args.max_seconds:g}`: 64x64 fly map of the default cells (seed "
-        f"{args.seed}), {args.dwell * 1000:g} ms dwell, 4 detector elements, in a "
-        "RunEngine with the TiledWriter and the live engine (in-process) subscribed; maps "
+        f"--max-seconds {args.max_seconds:g}{' --in-process' if args.in_process else ''}`: "
+        f"64x64 fly map of the default cells (seed {args.seed}), {args.dwell * 1000:g} ms "
+        "dwell, 4 detector elements, in a RunEngine with the TiledWriter and the live engine "
+        f"({'in-process' if args.in_process else 'its own process'}) subscribed; maps "
         "by the linear fit, enhanced after the last pixel (at most "
         f"{args.max_seconds:g} s of training). The supervised run also takes rows 16 and "
         "48 at a 20x longer dwell.",

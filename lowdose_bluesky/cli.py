@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -50,6 +51,14 @@ def _dose_ratio(text: str) -> float:
     if not value > 1 or value == float("inf"):
         raise argparse.ArgumentTypeError(
             f"expected a number > 1 (long / short exposure), got {text!r}")
+    return value
+
+
+def _dwell_ratio(text: str) -> float:
+    value = _number(text)
+    if not value > 1 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected a number > 1 (long / short dwell), got {text!r}")
     return value
 
 
@@ -258,6 +267,8 @@ def _reprocess(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.modality == "xrf":
+        return _demo_xrf(args)
     from .demo import DemoFailed, demo_table, run_demo
 
     try:
@@ -274,6 +285,77 @@ def _demo(args: argparse.Namespace) -> int:
     print("Look at it again later:")
     print(f"  lowdose-bluesky show {demo.run_uid} --data-dir {str(demo.data_dir)!r}")
     return 0
+
+
+def _demo_xrf(args: argparse.Namespace) -> int:
+    from .demo import DemoFailed
+    from .demo_xrf import run_xrf_demo, xrf_demo_table
+
+    try:
+        demo = run_xrf_demo(args.data_dir, size=args.size, dwell=args.dwell,
+                            dwell_ratio=args.dwell_ratio, method=args.method,
+                            epochs=args.epochs, training_budget=args.training_budget,
+                            seed=args.seed, blind=args.blind, fly=args.fly,
+                            progress=not args.no_progress, figure=args.figure,
+                            log=lambda line: print(line, file=sys.stderr, flush=True))
+    except DemoFailed as exc:
+        print(f"lowdose-bluesky: analysis failed: {exc}", file=sys.stderr)
+        return 1
+    print(demo.table)
+    print()
+    print(xrf_demo_table(demo))
+    print("Read the maps back in Python:")
+    print("  from lowdose_bluesky import results")
+    print("  from lowdose_bluesky.storage import connect")
+    print(f"  client = connect(directory={str(demo.data_dir / 'tiled')!r}, "
+          f"readable_storage=[{str(demo.data_dir / 'frames')!r}])")
+    print(f"  results(client, {demo.run_uid!r}).maps   # {demo.method}; .maps_raw: fitted")
+    return 0
+
+
+#: Modalities of ``demo`` and the defaults of the options they share or own; an option
+#: of one modality given with the other is refused (see :func:`_check_demo_args`).
+DEMO_DEFAULTS: dict[str, dict[str, object]] = {
+    "tomo": {"size": 128, "training_budget": 60.0, "method": "auto", "fly": False,
+             "projections": 181, "dose_ratio": 15.0, "n2i_seconds": 40.0},
+    "xrf": {"size": 64, "training_budget": 30.0, "method": "noise2noise", "fly": True,
+            "dwell": 0.01, "dwell_ratio": 20.0},
+}
+
+
+def _demo_methods(modality: str) -> tuple[str, ...]:
+    """The analysis methods of a modality (the XRF ones import torch: asked for late)."""
+    if modality == "xrf":
+        from .recipes.xrf.analysis import METHODS as XRF_METHODS
+
+        return tuple(XRF_METHODS)
+    from .recipes.tomography.methods import METHODS as TOMO_METHODS
+
+    return tuple(TOMO_METHODS)
+
+
+def _check_demo_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Fill in the modality's defaults; refuse another modality's options and methods.
+
+    Errors go through ``parser.error`` (usage, exit status 2), as argparse's own.
+    """
+    modality = args.modality
+    for other, defaults in DEMO_DEFAULTS.items():
+        if other == modality:
+            continue
+        given = [name for name in defaults
+                 if name not in DEMO_DEFAULTS[modality] and hasattr(args, name)]
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            parser.error(f"argument {flags}: only with --modality {other}, not with "
+                         f"--modality {modality}")
+    for name, value in DEMO_DEFAULTS[modality].items():
+        if not hasattr(args, name):
+            setattr(args, name, value)
+    methods = _demo_methods(modality)
+    if args.method not in methods:
+        parser.error(f"argument --method: invalid choice for --modality {modality}: "
+                     f"{args.method!r} (choose from {', '.join(map(repr, methods))})")
 
 
 def _data_dir_catalog(data_dir: Path) -> tuple[Path, Path]:
@@ -443,41 +525,71 @@ def build_parser() -> argparse.ArgumentParser:
     _add_method_options(again)
     again.set_defaults(func=_reprocess)
 
-    demo = sub.add_parser("demo", help="the whole job on a simulated TXM: scan with live "
-                                       "training and enhancement, reconstruction, quality "
-                                       "against the phantom, a figure", description=(
+    demo = sub.add_parser("demo", help="the whole job on a simulated TXM (or, with "
+                                       "--modality xrf, a simulated XRF microprobe): scan "
+                                       "with live analysis, quality against the ground "
+                                       "truth, a figure", description=(
         "Scan a simulated sample with lowdose_tomo_plan in a RunEngine while LiveEnhancer "
         "trains on the long/short reference pairs and enhances every short-exposure "
         "projection; reconstruct raw and enhanced, store everything in a persistent embedded "
         "Tiled catalog, print PSNR/SSIM against the phantom and timings, write a figure. "
         "With --blind the scan takes no reference pairs and nothing at the long exposure. "
+        "With --modality xrf: map a simulated field of cells with lowdose_xrf_plan on a "
+        "scanning fluorescence microprobe (long-dwell reference rows, unless --blind, then "
+        "the map at the short dwell, rows flown unless --no-fly) while LiveEnhancer fits "
+        "each line's spectra into element maps and enhances them at the end; print SSIM/"
+        "PSNR of each element's raw and enhanced map against the true map and write a "
+        "figure (Fe, Cu, Zn and a major element: truth / raw / enhanced). "
         "Ctrl-C aborts the scan (the run stays readable) and exits with status 130."))
-    demo.add_argument("--size", type=_positive_int(16), default=128,
-                      help="detector width and height in pixels, >= 16 (default 128)")
-    demo.add_argument("--projections", type=_positive_int(3), default=181,
-                      help="short-exposure projections over 0..180 deg, >= 3 (default 181)")
-    demo.add_argument("--dose-ratio", type=_dose_ratio, default=15.0,
-                      help="long / short exposure, > 1 (default 15)")
+    S = argparse.SUPPRESS  # modality-dependent defaults, filled in by _check_demo_args
+    demo.add_argument("--modality", choices=tuple(DEMO_DEFAULTS), default="tomo",
+                      help="tomo: tomography on a simulated TXM (default); xrf: low-dose "
+                           "XRF element maps on a simulated microprobe")
+    demo.add_argument("--size", type=_positive_int(16), default=S,
+                      help="detector (tomo) or map (xrf) width and height in pixels, >= 16 "
+                           "(default 128; 64 with --modality xrf)")
+    demo.add_argument("--projections", type=_positive_int(3), default=S,
+                      help="tomo: short-exposure projections over 0..180 deg, >= 3 "
+                           "(default 181)")
+    demo.add_argument("--dose-ratio", type=_dose_ratio, default=S,
+                      help="tomo: long / short exposure, > 1 (default 15)")
+    demo.add_argument("--dwell", type=_positive_seconds, default=S, metavar="SECONDS",
+                      help="xrf: seconds per pixel of the map (default 0.01)")
+    demo.add_argument("--dwell-ratio", type=_dwell_ratio, default=S,
+                      help="xrf: long / short dwell of the reference rows, > 1 (default 20)")
     demo.add_argument("--epochs", type=_positive_int(1), default=30,
                       help="maximum training epochs (default 30)")
-    demo.add_argument("--training-budget", type=_seconds_or_none, default=60.0,
+    demo.add_argument("--training-budget", type=_seconds_or_none, default=S,
                       metavar="SECONDS",
                       help="stop training after this many seconds at the latest, or 'none' "
-                           "(default 60)")
-    demo.add_argument("--seed", type=int, default=0, help="phantom, noise and training seed")
+                           "(default 60; 30 with --modality xrf)")
+    demo.add_argument("--seed", type=int, default=0,
+                      help="sample, noise and training seed (default 0)")
     demo.add_argument("--data-dir", type=_data_dir, default=DEFAULT_DATA_DIR,
                       help="where frames and the Tiled catalog go (default ./lowdose_data)")
     demo.add_argument("--figure", type=_png, default=None, metavar="PNG",
-                      help="figure file (default DATA_DIR/figures/demo-<run uid>.png)")
+                      help="figure file (default DATA_DIR/figures/demo-<run uid>.png, "
+                           "demo-xrf-<run uid>.png with --modality xrf)")
     demo.add_argument("--blind", action="store_true",
-                      help="blind scan: reference_angles=(), so no long/short reference pairs "
-                           "and no long-exposure darks or flats; the analysis learns from the "
-                           "short-exposure frames alone (--dose-ratio then only sets the "
-                           "nominal long exposure recorded with the run)")
-    demo.add_argument("--fly", action="store_true", help=_FLY_HELP)
+                      help="blind scan: no long/short reference pairs and no long-exposure "
+                           "darks or flats (tomo: reference_angles=(), --dose-ratio then only "
+                           "sets the nominal long exposure recorded with the run), no "
+                           "long-dwell reference rows (xrf: reference_rows=()); the analysis "
+                           "learns from the short exposure alone")
+    demo.add_argument("--fly", action=argparse.BooleanOptionalAction, default=S,
+                      help="tomo: " + _FLY_HELP + "; xrf: fly each row of the map "
+                           "(default) or, with --no-fly, step pixel by pixel")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
-    _add_method_options(demo)
-    demo.set_defaults(func=_demo)
+    demo.add_argument("--method", default=S, metavar="METHOD",
+                      help="tomo: what the analysis learns from: auto (default: the "
+                           "benchmark's best; noise2inverse on a blind run), supervised (the "
+                           "paper's reference pairs), noise2inverse (blind, the whole "
+                           "rotation) or hybrid; xrf: an enhancement method of the XRF recipe "
+                           "(lowdose_bluesky.recipes.xrf.analysis.METHODS, e.g. none or "
+                           "noise2noise, the default)")
+    demo.add_argument("--n2i-seconds", type=_positive_seconds, default=S,
+                      help="tomo: Noise2Inverse training time after the scan (default 40)")
+    demo.set_defaults(func=_demo, check=functools.partial(_check_demo_args, demo))
 
     serve = sub.add_parser("serve", help="serve the Tiled catalog of a data directory to "
                                          "profiles, workers and 'show' until Ctrl-C",
@@ -526,6 +638,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``lowdose-bluesky``."""
     args = build_parser().parse_args(argv)
+    check = getattr(args, "check", None)
+    if check is not None:
+        check(args)  # exits with status 2 and the usage, as argparse does
     try:
         return args.func(args)
     except (ValueError, ConnectionError) as exc:

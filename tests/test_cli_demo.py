@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lowdose_bluesky.cli import main
@@ -305,7 +306,8 @@ def test_demo_fly_flies_the_rotation_and_analyses_it(tmp_path):
 
 def test_new_modules_keep_torch_out_until_the_demo_runs():
     code = ("import sys, lowdose_bluesky.cli, lowdose_bluesky.demo, lowdose_bluesky.report, "
-            "lowdose_bluesky.storage.server; print('torch' in sys.modules)")
+            "lowdose_bluesky.storage.server, lowdose_bluesky.demo_xrf; "
+            "lowdose_bluesky.cli.build_parser(); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
@@ -379,3 +381,198 @@ def test_blind_demo_runs_self_supervised(tmp_path):
         assert res.reconstruction.shape == (32, 32, 32)
     finally:
         close(client)
+
+
+# ------------------------------------------------------------------------ --modality xrf
+XRF_TINY = ["--modality", "xrf", "--size", "16", "--epochs", "1", "--training-budget", "1",
+            "--method", "noise2noise", "--no-progress"]
+
+
+def quality_rows(text: str) -> dict[str, tuple[float, float, float, float]]:
+    """The XRF quality table: element -> (SSIM raw, SSIM enhanced, PSNR raw, PSNR enh.)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:3] == ["element", "SSIM",
+                                                                           "raw"])
+    assert set(lines[start + 1]) <= {"-", " "}
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.strip():
+            break
+        element, *numbers = line.split()
+        rows[element] = tuple(float(n) for n in numbers)
+    return rows
+
+
+@pytest.mark.slow
+def test_xrf_demo_maps_enhances_scores_and_draws_a_png(tmp_path):
+    data = tmp_path / "data"
+    rc, out, err = run_cli(["demo", *XRF_TINY, "--data-dir", str(data)])
+    assert rc == 0, err
+    run_uid, result_uid = table_value(out, "run uid"), table_value(out, "result uid")
+    assert f"run {run_uid}: mapping 16x16 pixels at 0.01 s per pixel" in err
+    assert "waiting for the analysis (noise2noise" in err
+    figure = Path(table_value(out, "figure"))
+    assert figure == data.resolve() / "figures" / f"demo-xrf-{run_uid[:8]}.png"
+    width, height = png_size(figure)
+    assert width > 600 and height > 900 and figure.stat().st_size > 20_000
+    assert table_value(out, "dwell (long / short)") == "20 (0.2 s / 0.01 s per pixel)"
+    assert table_value(out, "acquisition").startswith("reference rows 4, 12 at the long dwell")
+    assert table_value(out, "method") == "noise2noise"
+    rows = quality_rows(out)
+    for element, (ssim_raw, ssim_enh, psnr_raw, psnr_enh) in rows.items():
+        assert -1 <= ssim_raw <= 1 and -1 <= ssim_enh <= 1, element
+        assert 0 < psnr_raw < 80 and 0 < psnr_enh < 80, element
+    client = connect(directory=data / "tiled", readable_storage=[data / "frames"])
+    try:
+        run = client[RAW][run_uid]
+        assert run.metadata["start"]["plan_name"] == "lowdose_xrf_plan"
+        assert run.metadata["start"]["xrf"]["reference_rows"] == [4, 12]
+        assert run.metadata["stop"]["exit_status"] == "success"
+        res = results(client, run_uid)
+        assert res.uid == result_uid and res.status == "complete"
+        elements = res.metadata["elements"]
+        assert list(rows) == elements and {"Fe", "Cu", "Zn", "P"} <= set(elements)
+        assert res.metadata["method"] == "noise2noise"
+        assert res.maps_raw.shape == res.maps.shape == (len(elements), 16, 16)
+    finally:
+        close(client)
+    assert table_value(out, "maps").startswith(f"({len(elements)}, 16, 16)")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--modality", "bogus"],
+     "argument --modality: invalid choice: 'bogus' (choose from 'tomo', 'xrf')"),
+    (["--modality", "xrf", "--projections", "19"],
+     "argument --projections: only with --modality tomo, not with --modality xrf"),
+    (["--modality", "xrf", "--dose-ratio", "15", "--n2i-seconds", "2"],
+     "argument --dose-ratio, --n2i-seconds: only with --modality tomo"),
+    (["--dwell", "0.1"], "argument --dwell: only with --modality xrf, not with --modality tomo"),
+    (["--modality", "tomo", "--dwell-ratio", "5"], "argument --dwell-ratio: only with "
+                                                   "--modality xrf"),
+    (["--modality", "xrf", "--dwell", "0"],
+     "argument --dwell: expected a positive number of seconds, got '0'"),
+    (["--modality", "xrf", "--dwell-ratio", "1"],
+     "argument --dwell-ratio: expected a number > 1 (long / short dwell), got '1'"),
+    (["--modality", "xrf", "--size", "8"], "argument --size: must be >= 16, got 8"),
+])
+def test_demo_modality_rejects_bad_options(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as info:
+        main(["demo", *argv, "--data-dir", str(tmp_path / "data")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: lowdose-bluesky demo" in err and message in err
+    assert not (tmp_path / "data").exists()
+
+
+def test_xrf_demo_takes_its_methods_from_the_recipe():
+    from lowdose_bluesky.cli import _demo_methods
+    from lowdose_bluesky.recipes.xrf.analysis import METHODS
+
+    assert _demo_methods("xrf") == tuple(METHODS)
+
+
+@pytest.mark.parametrize(("modality", "method"), [("xrf", "no-such-method"),
+                                                  ("tomo", "noise2noise")])
+def test_demo_method_must_be_one_of_the_modality(modality, method, capsys, tmp_path):
+    from lowdose_bluesky.cli import _demo_methods
+
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--modality", modality, "--method", method,
+              "--data-dir", str(tmp_path / "data")])
+    assert info.value.code == 2
+    choices = ", ".join(map(repr, _demo_methods(modality)))
+    assert (f"argument --method: invalid choice for --modality {modality}: {method!r} "
+            f"(choose from {choices})") in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+
+
+def _fake_runs(monkeypatch):
+    import lowdose_bluesky.demo as demo_module
+    import lowdose_bluesky.demo_xrf as xrf_module
+
+    seen: dict[str, dict] = {}
+
+    def fake(kind):
+        def run(data_dir, **options):
+            seen[kind] = {"data_dir": data_dir, **options}
+            raise demo_module.DemoFailed("stopped by the test")
+        return run
+
+    monkeypatch.setattr(demo_module, "run_demo", fake("tomo"))
+    monkeypatch.setattr(xrf_module, "run_xrf_demo", fake("xrf"))
+    return seen
+
+
+def test_demo_modality_defaults_and_options_reach_the_right_demo(monkeypatch, tmp_path):
+    seen = _fake_runs(monkeypatch)
+    data = str(tmp_path / "data")
+    rc, _, err = run_cli(["demo", "--modality", "xrf", "--data-dir", data])
+    assert rc == 1 and "analysis failed: stopped by the test" in err
+    assert "tomo" not in seen
+    xrf = seen.pop("xrf")
+    assert {k: xrf[k] for k in ("size", "dwell", "dwell_ratio", "method", "epochs",
+                                "training_budget", "seed", "blind", "fly", "progress",
+                                "figure")} == {
+        "size": 64, "dwell": 0.01, "dwell_ratio": 20.0, "method": "noise2noise",
+        "epochs": 30, "training_budget": 30.0, "seed": 0, "blind": False, "fly": True,
+        "progress": True, "figure": None}
+    rc, _, _ = run_cli(["demo", "--modality", "xrf", "--size", "32", "--dwell", "0.02",
+                        "--dwell-ratio", "10", "--method", "none", "--seed", "7", "--blind",
+                        "--no-fly", "--training-budget", "none", "--no-progress",
+                        "--data-dir", data])
+    xrf = seen.pop("xrf")
+    assert (xrf["size"], xrf["dwell"], xrf["dwell_ratio"], xrf["method"], xrf["seed"]) == (
+        32, 0.02, 10.0, "none", 7)
+    assert xrf["blind"] is True and xrf["fly"] is False and xrf["training_budget"] is None
+    assert xrf["progress"] is False
+    # the tomography demo keeps its own defaults
+    rc, _, _ = run_cli(["demo", "--data-dir", data])
+    tomo = seen.pop("tomo")
+    assert (tomo["size"], tomo["projections"], tomo["dose_ratio"], tomo["training_budget"],
+            tomo["method"], tomo["fly"]) == (128, 181, 15.0, 60.0, "auto", False)
+    assert tomo["n2i_options"] == {"max_seconds": 40.0} and "xrf" not in seen
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"size": 15}, "size must be an integer >= 16 pixels"),
+    ({"dwell": 0}, "dwell must be a positive number of seconds, got 0"),
+    ({"dwell_ratio": 1.0}, "dwell_ratio must be a number > 1 (long / short dwell), got 1.0"),
+    ({"epochs": 0}, "epochs must be a positive integer, got 0"),
+    ({"training_budget": -1}, "training_budget must be a positive number of seconds or None"),
+    ({"blind": "yes"}, "blind must be True or False, got 'yes'"),
+    ({"fly": 1}, "fly must be True or False, got 1"),
+    ({"method": "no-such-method"}, "method must be one of 'none', 'noise2noise'"),
+])
+def test_run_xrf_demo_checks_its_arguments_before_doing_anything(options, message, tmp_path):
+    from lowdose_bluesky.demo_xrf import run_xrf_demo
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_xrf_demo(tmp_path / "data", **options)
+    assert not (tmp_path / "data").exists()
+
+
+def test_xrf_quality_table_and_figure_rows():
+    from lowdose_bluesky.demo_xrf import (
+        ElementQuality,
+        figure_elements,
+        quality_table,
+        score_maps,
+    )
+
+    assert figure_elements(("P", "S", "K", "Ca", "Fe", "Cu", "Zn")) == ["Fe", "Cu", "Zn", "P"]
+    assert figure_elements(("K", "Zn", "Fe")) == ["Fe", "Zn", "K"]
+    rng = np.random.default_rng(0)
+    truth = rng.random((2, 16, 16))
+    quality = score_maps(("Fe", "Zn"), truth, truth + 0.1 * rng.random((2, 16, 16)), None)
+    assert [q.element for q in quality] == ["Fe", "Zn"]
+    assert all(0 < q.ssim_raw < 1 and q.ssim_enhanced is None for q in quality)
+    perfect = score_maps(("Fe",), truth[:1], truth[:1], truth[:1])[0]
+    assert perfect.ssim_raw == pytest.approx(1.0) and perfect.psnr_enhanced == float("inf")
+    text = quality_table([*quality, ElementQuality("Cu", 0.5, 0.9, 20.0, 30.0)])
+    lines = text.splitlines()
+    assert lines[0].split() == ["element", "SSIM", "raw", "SSIM", "enhanced", "PSNR", "raw",
+                                "(dB)", "PSNR", "enhanced", "(dB)"]
+    assert lines[2].split() == ["Fe", f"{quality[0].ssim_raw:.3f}", "-",
+                                f"{quality[0].psnr_raw:.2f}", "-"]
+    assert len({len(line) for line in lines[:2]}) == 1  # header and rule aligned
+    assert lines[4].split() == ["Cu", "0.500", "0.900", "20.00", "30.00"]

@@ -92,6 +92,9 @@ PLAN: dict[str, tuple[str, object]] = {
         ("imports", "tests/callbacks/test_remote_worker.py::test_worker_process_stores_result"),
     "lowdose-bluesky demo            # --size 128 --projections 181 --dose-ratio 15 "
     "--epochs 30": ("cli", "tests/test_cli_demo.py"),
+    "lowdose-bluesky demo --modality xrf     # --size 64 --dwell 0.01 --dwell-ratio 20 "
+    "--seed 0": ("cli", "tests/test_cli_demo.py::"
+                        "test_xrf_demo_maps_enhances_scores_and_draws_a_png"),
     'export LOWDOSE_TILED_API_KEY=$(python -c "import secrets; print(secrets.token_hex(16))")':
         ("cli", SERVE_TEST),
     "from lowdose_bluesky.storage import connect":

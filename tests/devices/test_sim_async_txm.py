@@ -218,6 +218,23 @@ def test_virtual_clock_advances_without_waiting():
     assert asyncio.run(scenario()) == (6.0, [6.0])
 
 
+def test_sleep_until_reaches_the_very_time_a_follower_waits_for():
+    # 0.0416... + (1.6533... - 0.0416...) is an ulp short of 1.6533...: advancing by the
+    # difference left the follower (a flying stage) waiting for ever
+    start, end = 0.0416208104052026, 1.6533166247903555
+    assert start + (end - start) < end
+
+    async def scenario():
+        clock = SimClock(start=start)
+        follower = asyncio.create_task(clock.wait_until(end))
+        await asyncio.sleep(0)
+        await clock.sleep_until(end)
+        await asyncio.wait_for(follower, timeout=5.0)
+        return clock.now()
+
+    assert asyncio.run(scenario()) == end
+
+
 def test_motion_profile_ramps_cruises_and_clamps():
     profile = MotionProfile(start=-0.5, end=10.5, speed=10.0, acceleration_time=0.1,
                             t_start=1.0)

@@ -57,8 +57,18 @@ class SimClock:
         await asyncio.sleep(0)  # let the waiters woken up run
 
     async def sleep_until(self, t: float) -> None:
-        """Let the time pass until ``t`` (no-op if it is already past)."""
-        await self.sleep(float(t) - self.now())
+        """Let the time pass until ``t`` (no-op if it is already past).
+
+        A virtual clock is set to ``t`` itself, not advanced by ``t - now()``: in
+        floating point ``now + (t - now)`` can fall an ulp short of ``t`` and leave a
+        follower waiting for ``t`` (:meth:`wait_until`) asleep for ever.
+        """
+        t = float(t)
+        if self._realistic:
+            await asyncio.sleep(max(t - time.monotonic(), 0.0))
+            return
+        self._advance(t)
+        await asyncio.sleep(0)  # let the waiters woken up run
 
     async def wait_until(self, t: float) -> None:
         """Wait until the time reaches ``t``, without advancing a virtual clock."""
