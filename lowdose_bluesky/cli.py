@@ -318,7 +318,7 @@ def _demo_xrf(args: argparse.Namespace) -> int:
 DEMO_DEFAULTS: dict[str, dict[str, object]] = {
     "tomo": {"size": 128, "training_budget": 60.0, "method": "auto", "fly": False,
              "projections": 181, "dose_ratio": 15.0, "n2i_seconds": 40.0},
-    "xrf": {"size": 64, "training_budget": 30.0, "method": "noise2noise", "fly": True,
+    "xrf": {"size": 64, "training_budget": 20.0, "method": "noise2noise", "fly": True,
             "dwell": 0.01, "dwell_ratio": 20.0},
 }
 
@@ -562,7 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--training-budget", type=_seconds_or_none, default=S,
                       metavar="SECONDS",
                       help="stop training after this many seconds at the latest, or 'none' "
-                           "(default 60; 30 with --modality xrf)")
+                           "(default 60; 20 with --modality xrf)")
     demo.add_argument("--seed", type=int, default=0,
                       help="sample, noise and training seed (default 0)")
     demo.add_argument("--data-dir", type=_data_dir, default=DEFAULT_DATA_DIR,

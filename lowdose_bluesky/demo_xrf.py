@@ -220,7 +220,7 @@ def default_reference_rows(height: int) -> tuple[int, int]:
 
 def run_xrf_demo(data_dir: str | Path, *, size: int = 64, dwell: float = 0.01,
                  dwell_ratio: float = 20.0, method: str = "noise2noise", epochs: int = 30,
-                 training_budget: float | None = 30.0, seed: int = 0, blind: bool = False,
+                 training_budget: float | None = 20.0, seed: int = 0, blind: bool = False,
                  fly: bool = True, progress: bool = True, figure: str | Path | None = None,
                  log: Callable[[str], None] | None = None) -> XRFDemoResult:
     """Map a simulated field of cells at a short dwell, enhance the maps, score them.

@@ -514,7 +514,7 @@ def test_demo_modality_defaults_and_options_reach_the_right_demo(monkeypatch, tm
                                 "training_budget", "seed", "blind", "fly", "progress",
                                 "figure")} == {
         "size": 64, "dwell": 0.01, "dwell_ratio": 20.0, "method": "noise2noise",
-        "epochs": 30, "training_budget": 30.0, "seed": 0, "blind": False, "fly": True,
+        "epochs": 30, "training_budget": 20.0, "seed": 0, "blind": False, "fly": True,
         "progress": True, "figure": None}
     rc, _, _ = run_cli(["demo", "--modality", "xrf", "--size", "32", "--dwell", "0.02",
                         "--dwell-ratio", "10", "--method", "none", "--seed", "7", "--blind",

@@ -170,3 +170,21 @@ def test_noise2self_denoises_the_cube_and_checkpoints(drawn):
     assert set(state) == set(network["state_dict"]) and meta["width"] == 4
     with pytest.raises(ValueError, match="contrast image has shape"):
         noise2self_maps(cube, lambda c: c, contrast=np.ones((3, 3)), epochs=1)
+
+
+def test_tissue_section_is_packed_deterministic_and_has_small_features():
+    from lowdose_bluesky.xrf import tissue_section
+
+    a = tissue_section((64, 64), ELEMENTS, seed=11)
+    assert all(np.array_equal(a[e], tissue_section((64, 64), ELEMENTS, seed=11)[e])
+               for e in ELEMENTS)
+    assert not np.array_equal(a["P"], tissue_section((64, 64), ELEMENTS, seed=12)["P"])
+    assert all((m >= 0).all() and m.shape == (64, 64) for m in a.values())
+    # packed cells: most of the field holds P (the vessel is the empty band)
+    assert 0.6 < np.mean(a["P"] > 0.5) < 0.95
+    # red blood cells in the vessel, where P is absent, well above the cytoplasm's Fe
+    vessel = a["P"] < 0.05
+    assert a["Fe"][vessel].max() > 5 * np.median(a["Fe"][~vessel])
+    # Zn granules: isolated peaks a few pixels across, above the nuclei's level
+    peaks = a["Zn"] > 0.3
+    assert 0 < peaks.sum() < 40
