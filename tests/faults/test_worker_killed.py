@@ -33,6 +33,21 @@ def _wait_for(path, text: str, proc: subprocess.Popen, timeout: float) -> None:
         time.sleep(0.2)
 
 
+def _until_subscribed(publisher, path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Publish start documents of a plan no recipe serves until the worker logs one.
+
+    0MQ's slow joiner: a PUB drops what it sends before the SUB's subscription has
+    reached the proxy, and a busy machine may take seconds to get there.
+    """
+    deadline = time.monotonic() + timeout
+    while "no recipe serves this plan" not in path.read_text():
+        assert proc.poll() is None, path.read_text()
+        assert time.monotonic() < deadline, f"worker never subscribed:\n{path.read_text()}"
+        publisher("start", {"uid": "subscription-probe", "time": time.time(),
+                            "plan_name": "subscription_probe"})
+        time.sleep(0.5)
+
+
 @pytest.mark.slow
 def test_worker_killed_mid_training_then_reprocessed(tiled_client, frames_root, tmp_path,
                                                      capsys):
@@ -52,11 +67,11 @@ def test_worker_killed_mid_training_then_reprocessed(tiled_client, frames_root, 
     killed_at = []
     try:
         _wait_for(log_path, "worker listening on", worker, 120)
-        time.sleep(2)  # the subscription reaches the proxy
+        publisher = make_publisher(f"127.0.0.1:{pin}")
+        _until_subscribed(publisher, log_path, worker)
         txm = make_sim_txm(detector_shape=(32, 32), seed=5, data_dir=frames_root / "killed")
         RE = RunEngine({}, call_returns_result=False)
         subscribe_writer(RE, tiled_client, batch_size=1)
-        publisher = make_publisher(f"127.0.0.1:{pin}")
         RE.subscribe(publisher)
         primary = set()
 
