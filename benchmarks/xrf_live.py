@@ -8,7 +8,7 @@ maps against the true ones. One run per method asked for (reference rows are tak
 for the supervised method only). The quality of every method over dwell ratios and
 samples is in ``benchmarks/xrf_maps.py``.
 
-Usage: ``python benchmarks/xrf_live.py [--methods noise2noise supervised noise2self]``
+Usage: ``python benchmarks/xrf_live.py [--methods noise2noise supervised hybrid noise2self]``
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from lowdose_bluesky import results
 from lowdose_bluesky.callbacks import LiveEnhancer
 from lowdose_bluesky.devices.sim.xrf import make_sim_xrf
 from lowdose_bluesky.plans import lowdose_xrf_plan
+from lowdose_bluesky.recipes.xrf.analysis import METHODS, NEEDS_REFERENCES
 from lowdose_bluesky.storage import close, connect, subscribe_writer
 
 
@@ -35,8 +36,8 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=20.0)
     parser.add_argument("--in-process", action="store_true",
                         help="LiveEnhancer(process=False): the analysis on a thread")
-    parser.add_argument("--methods", nargs="+", default=["noise2noise", "supervised",
-                                                         "noise2self"])
+    parser.add_argument("--methods", nargs="+", choices=METHODS,
+                        default=["noise2noise", "supervised", "hybrid", "noise2self"])
     args = parser.parse_args()
     root = tempfile.mkdtemp(prefix="lowdose_xrf_")
     client = connect(directory=f"{root}/tiled", readable_storage=[root])
@@ -49,7 +50,7 @@ def main() -> None:
                             recipe_options={
                                 "xrf": {"method": method, "max_seconds": args.max_seconds}})
         RE.subscribe(live)
-        rows = (16, 48) if method == "supervised" else ()
+        rows = (16, 48) if method in NEEDS_REFERENCES else ()
         t0 = time.perf_counter()
         (uid,) = RE(lowdose_xrf_plan(**sim.devices, dwell=args.dwell,
                                      long_dwell=20 * args.dwell, reference_rows=rows,
@@ -79,8 +80,8 @@ def main() -> None:
         "dwell, 4 detector elements, in a RunEngine with the TiledWriter and the live engine "
         f"({'in-process' if args.in_process else 'its own process'}) subscribed; maps "
         "by the linear fit, enhanced after the last pixel (at most "
-        f"{args.max_seconds:g} s of training). The supervised run also takes rows 16 and "
-        "48 at a 20x longer dwell.",
+        f"{args.max_seconds:g} s of training). The runs of the methods that need references "
+        f"({', '.join(NEEDS_REFERENCES)}) also take rows 16 and 48 at a 20x longer dwell.",
         "",
         "| method | scan (s) | slowest line published after its last pixel (s) | "
         "training (s) | result stored after the scan (s) | SSIM Fe raw -> enhanced | Cu | "
