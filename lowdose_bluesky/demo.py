@@ -320,34 +320,18 @@ def run_demo(data_dir: str | Path, *, size: int = 128, projections: int = 181,
             reference_angles=reference_angles, short_exposure=SHORT_EXPOSURE,
             long_exposure=SHORT_EXPOSURE * dose_ratio, num_projections=projections,
             num_darks=NUM_DARKS, num_flats=NUM_FLATS, md={"purpose": "lowdose-bluesky demo"})
-        t0 = time.perf_counter()
-        try:
-            # the RunEngine's own messages (pausing, aborting) go with ours to stderr
-            with contextlib.redirect_stdout(sys.stderr):
-                (run_uid,) = RE(plan)
-        except RunEngineInterrupted:
-            with contextlib.redirect_stdout(sys.stderr), _quiet("bluesky"):
-                RE.abort(reason="interrupted by Ctrl-C")
+
+        def aborted() -> str:
             clock.close()
-            stored = _wait_briefly(live)
-            kept = "" if stored is None else f" with its incomplete result {stored}"
-            raise DemoInterrupted(
-                f"scan aborted after {clock.primary} of {projections} projections; run "
-                f"{clock.run_uid} (exit status {clock.exit_status!r}){kept} is stored in {root}"
-            ) from None
-        scan_s = time.perf_counter() - t0
-        say(f"scan done in {scan_s:.1f} s; waiting for the analysis (Ctrl-C stops)")
-        try:
-            result_uid = live.wait()
-        except KeyboardInterrupt:
-            cancel.event.set()
-            stored = _wait_briefly(live)
-            kept = "" if stored is None else f" and result {stored} (training stopped early)"
-            raise DemoInterrupted(
-                f"analysis interrupted; the complete run {run_uid}{kept} is stored in {root}"
-            ) from None
-        except RuntimeError as exc:
-            raise DemoFailed(f"{exc} (run {run_uid} is stored in {root})") from exc
+            return (f"scan aborted after {clock.primary} of {projections} projections; run "
+                    f"{clock.run_uid} (exit status {clock.exit_status!r})")
+
+        t0 = time.perf_counter()
+        run_uid, result_uid, scan_s = run_and_wait(
+            RE, plan, live, root=root, aborted=aborted,
+            scanned=lambda seconds: say(f"scan done in {seconds:.1f} s; waiting for the "
+                                        "analysis (Ctrl-C stops)"),
+            cancel=cancel.event.set)
         latency = time.perf_counter() - (clock.last_primary or t0)
         live.close()
         live = None
@@ -385,6 +369,58 @@ def _wait_briefly(live: Any) -> str | None:
         return live.wait(timeout=INTERRUPT_WAIT_S)
     except (RuntimeError, TimeoutError, KeyboardInterrupt):
         return None
+
+
+def run_and_wait(RE: RunEngine, plan: Any, live: Any, *, root: Path,
+                 aborted: Callable[[], str], scanned: Callable[[float], None],
+                 cancel: Callable[[], None] | None = None) -> tuple[str, str, float]:
+    """Run ``plan`` with ``live`` subscribed, then wait for its result; Ctrl-C stops cleanly.
+
+    The RunEngine's own messages (pausing, aborting) go to stderr with the demo's. On
+    Ctrl-C during the scan the run is aborted (its stop document is written, the data
+    so far stay readable) and :class:`DemoInterrupted` says ``aborted()`` (what was
+    taken, the run) and what was kept; during the analysis ``cancel`` (if any) stops
+    training early and the same exception names the complete run.
+
+    Returns
+    -------
+    tuple
+        ``(run uid, result uid, scan seconds)``.
+
+    Raises
+    ------
+    DemoInterrupted
+        On Ctrl-C.
+    DemoFailed
+        If the analysis failed (the raw run is stored).
+    """
+    t0 = time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            (run_uid,) = RE(plan)
+    except RunEngineInterrupted:
+        with contextlib.redirect_stdout(sys.stderr), _quiet("bluesky"):
+            RE.abort(reason="interrupted by Ctrl-C")
+        what = aborted()
+        stored = _wait_briefly(live)
+        kept = "" if stored is None else f" with its incomplete result {stored}"
+        raise DemoInterrupted(f"{what}{kept} is stored in {root}") from None
+    scan_s = time.perf_counter() - t0
+    scanned(scan_s)
+    try:
+        result_uid = live.wait()
+    except KeyboardInterrupt:
+        if cancel is not None:
+            cancel()
+        stored = _wait_briefly(live)
+        early = " (training stopped early)" if cancel is not None else ""
+        kept = "" if stored is None else f" and result {stored}{early}"
+        raise DemoInterrupted(
+            f"analysis interrupted; the complete run {run_uid}{kept} is stored in {root}"
+        ) from None
+    except RuntimeError as exc:
+        raise DemoFailed(f"{exc} (run {run_uid} is stored in {root})") from exc
+    return run_uid, result_uid, scan_s
 
 
 def demo_table(demo: DemoResult) -> str:

@@ -22,9 +22,7 @@ little for the result and stops. Either way
 
 from __future__ import annotations
 
-import contextlib
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,10 +31,9 @@ from typing import Any
 
 import numpy as np
 from bluesky import RunEngine
-from bluesky.utils import RunEngineInterrupted
 from tqdm.auto import tqdm
 
-from .demo import DemoFailed, DemoInterrupted, _AbortOnSigint, _quiet, _wait_briefly
+from .demo import DemoFailed, _AbortOnSigint, run_and_wait
 from .devices.sim.xrf import make_sim_xrf
 from .plans import lowdose_xrf_plan
 from .report import format_table
@@ -309,32 +306,17 @@ def run_xrf_demo(data_dir: str | Path, *, size: int = 64, dwell: float = 0.01,
                                 step_y=sim.pixel_size_um, num_x=w, num_y=h, dwell=dwell,
                                 long_dwell=long_dwell, reference_rows=rows, fly=fly,
                                 md={"purpose": "lowdose-bluesky demo --modality xrf"})
-        t0 = time.perf_counter()
-        try:
-            with contextlib.redirect_stdout(sys.stderr):
-                (run_uid,) = RE(plan)
-        except RunEngineInterrupted:
-            with contextlib.redirect_stdout(sys.stderr), _quiet("bluesky"):
-                RE.abort(reason="interrupted by Ctrl-C")
+
+        def aborted() -> str:
             clock.close()
-            stored = _wait_briefly(live)
-            kept = "" if stored is None else f" with its incomplete result {stored}"
-            raise DemoInterrupted(
-                f"map aborted after {clock.pixels} of {clock.total} pixels; run "
-                f"{clock.run_uid} (exit status {clock.exit_status!r}){kept} is stored in {root}"
-            ) from None
-        scan_s = time.perf_counter() - t0
-        say(f"map done in {scan_s:.1f} s; waiting for the analysis ({method}; Ctrl-C stops)")
-        try:
-            result_uid = live.wait()
-        except KeyboardInterrupt:
-            stored = _wait_briefly(live)
-            kept = "" if stored is None else f" and result {stored}"
-            raise DemoInterrupted(
-                f"analysis interrupted; the complete run {run_uid}{kept} is stored in {root}"
-            ) from None
-        except RuntimeError as exc:
-            raise DemoFailed(f"{exc} (run {run_uid} is stored in {root})") from exc
+            return (f"map aborted after {clock.pixels} of {clock.total} pixels; run "
+                    f"{clock.run_uid} (exit status {clock.exit_status!r})")
+
+        t0 = time.perf_counter()
+        run_uid, result_uid, scan_s = run_and_wait(
+            RE, plan, live, root=root, aborted=aborted,
+            scanned=lambda seconds: say(f"map done in {seconds:.1f} s; waiting for the "
+                                        f"analysis ({method}; Ctrl-C stops)"))
         latency = time.perf_counter() - (clock.last_pixel or t0)
         live.close()
         live = None

@@ -246,6 +246,20 @@ class LiveEnhancer:
             raise ResultNotStored(error[1])
         raise RuntimeError(f"analysis of run {run} failed: {error[0]}: {error[1]}") from exc
 
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the analysis (process) has started and built its recipes.
+
+        Runs started earlier are not lost (their documents queue up), but their first
+        frames wait for the start-up; a session that wants its first scan live from
+        the first line waits here once.
+
+        Returns
+        -------
+        bool
+            Whether it is ready (``False`` when ``timeout`` ran out first).
+        """
+        return self._backend.ready.wait(timeout)
+
     @property
     def last_run(self) -> str | None:
         """Uid of the last run handed to the analysis."""

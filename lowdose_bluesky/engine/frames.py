@@ -238,22 +238,8 @@ class TiledFrameSource:
         pass
 
     def read(self, ref: FrameRef) -> np.ndarray:
-        deadline = time.monotonic() + self.timeout
-        last: Exception | None = None
-        while True:
-            try:
-                node = self.client[self.container][ref["run_uid"]][ref["stream"]][ref["key"]]
-                if node.shape[0] > ref["index"]:
-                    value = np.asarray(node[ref["index"]])
-                    # StreamResource data keys of one collection per event: (1, H, W)
-                    return value[0] if value.ndim == 3 and value.shape[0] == 1 else value
-            except KeyError as exc:  # run, stream or key not written yet
-                last = exc
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"frame {ref['index']} of stream {ref['stream']!r} of run "
-                                   f"{ref['run_uid']} did not appear in Tiled within "
-                                   f"{self.timeout} s (last error: {last})")
-            time.sleep(self.poll)
+        index = int(ref["index"])
+        return self._read_slice(ref["run_uid"], ref["stream"], ref["key"], index, index + 1)[0]
 
     def read_many(self, refs: Sequence[FrameRef]) -> np.ndarray:
         """Return the frames of ``refs`` stacked ``(len(refs), ...)``.
@@ -284,13 +270,14 @@ class TiledFrameSource:
                 node = self.client[self.container][run_uid][stream][key]
                 if node.shape[0] >= stop:
                     value = np.asarray(node[first:stop])
-                    # one collection per event: (n, 1, H, W) -> (n, H, W), as read() does
+                    # StreamResource data keys of one collection per event: (n, 1, H, W)
                     return value[:, 0] if value.ndim == 4 and value.shape[1] == 1 else value
             except KeyError as exc:  # run, stream or key not written yet
                 last = exc
             if time.monotonic() > deadline:
-                raise TimeoutError(f"frames {first}..{stop - 1} of stream {stream!r} of run "
-                                   f"{run_uid} did not all appear in Tiled within "
+                which = f"frame {first}" if stop == first + 1 else f"frames {first}..{stop - 1}"
+                raise TimeoutError(f"{which} of stream {stream!r} of run {run_uid} did not "
+                                   f"all appear in Tiled within "
                                    f"{self.timeout} s (last error: {last})")
             time.sleep(self.poll)
 

@@ -103,6 +103,7 @@ def _child_main(settings: ProcessSettings, items: Any, messages: Any) -> None:
 
     worker = AnalysisWorker(client, settings.recipes, source, notify=notify, nice=0,
                             backup_directory=settings.backup_directory, warm=True)
+    worker.ready.wait()
     messages.put(("ready", None, {"pid": os.getpid()}))
     while True:
         item = items.get()

@@ -91,6 +91,8 @@ class AnalysisWorker:
         self._ended: dict[str, threading.Event] = {}
         self._warm = warm
         self._current: _Run | None = None
+        #: Set once the thread has built its recipes (at once without ``warm``).
+        self.ready = threading.Event()
         self.thread = threading.Thread(target=self._work, name="lowdose-analysis", daemon=True)
         self.thread.start()
 
@@ -134,6 +136,7 @@ class AnalysisWorker:
                     self._recipe(name)
                 except Exception:
                     log.exception("recipe %r could not be built", name)
+        self.ready.set()
         while True:
             try:
                 item = self._queue.get(timeout=IDLE_S)

@@ -179,33 +179,68 @@ def cell_field(shape: tuple[int, int] = (64, 64),
         cytoplasm.append(cell - nucleus)
         nuclei.append(nucleus)
     inside = np.sum(cytoplasm, axis=0)
-    organelles = []  # (y, x, sigma, kind)
     candidates = np.flatnonzero(inside.ravel() > 0.5)
-    if candidates.size:
-        n_organelles = max(1, round(candidates.size / 60))
-        for flat in rng.choice(candidates, size=n_organelles, replace=True):
-            y, x = divmod(int(flat), w)
-            organelles.append((y + rng.uniform(-0.5, 0.5), x + rng.uniform(-0.5, 0.5),
-                               rng.uniform(0.4, 1.0), "Fe" if rng.random() < 0.5 else "Cu"))
+    organelles = scatter_spots(rng, candidates, max(1, round(candidates.size / 60)), w,
+                               (0.4, 1.0), ("Fe", "Cu"))
     base = int(rng.integers(2**32))
     smooth = max(1.0, radius / 4)
     maps: dict[str, np.ndarray] = {}
     for symbol in symbols:
         erng = np.random.default_rng([base, atomic_number(symbol)])
         cyto_level, nucleus_level = CELL_LEVELS.get(symbol, TRACE_LEVELS)
-        texture = gaussian_filter(erng.standard_normal((h, w)), smooth)
-        texture = 1.0 + 0.15 * texture / max(float(np.abs(texture).max()), 1e-12)
+        texture = smooth_texture(erng, (h, w), smooth)
         field = np.zeros((h, w))
         for cyto, nucleus in zip(cytoplasm, nuclei, strict=True):
             scale = erng.uniform(0.8, 1.2)
             field += scale * (cyto_level * cyto + nucleus_level * nucleus)
         field *= texture
-        for y, x, sigma, kind in organelles:
-            peak = ORGANELLE_LEVELS[kind].get(symbol, 0.0) * erng.uniform(0.6, 1.4)
-            if peak > 0:
-                field += peak * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * sigma**2))
+        add_spots(field, organelles, ORGANELLE_LEVELS, symbol, erng)
         maps[symbol] = np.clip(field, 0.0, None)
     return maps
+
+
+def scatter_spots(rng: np.random.Generator, candidates: np.ndarray, count: int, width: int,
+                  size_range: tuple[float, float], kinds: tuple[str, str] | None = None
+                  ) -> list[tuple[Any, ...]]:
+    """``count`` spots at random flat pixel indices of ``candidates`` (with repeats).
+
+    Each spot is ``(y, x, size)`` jittered within its pixel, ``size`` uniform in
+    ``size_range``, followed by one of the two ``kinds`` at even odds where given.
+    None where ``candidates`` is empty.
+    """
+    spots: list[tuple[Any, ...]] = []
+    if not candidates.size:
+        return spots
+    for flat in rng.choice(candidates, size=count):
+        y, x = divmod(int(flat), width)
+        spot: tuple[Any, ...] = (y + rng.uniform(-0.5, 0.5), x + rng.uniform(-0.5, 0.5),
+                                 rng.uniform(*size_range))
+        if kinds is not None:
+            spot += (kinds[0] if rng.random() < 0.5 else kinds[1],)
+        spots.append(spot)
+    return spots
+
+
+def smooth_texture(rng: np.random.Generator, shape: tuple[int, int], sigma: float
+                   ) -> np.ndarray:
+    """A smooth multiplicative texture ``1 ± 0.15`` (Gaussian noise blurred by ``sigma`` px)."""
+    texture = gaussian_filter(rng.standard_normal(shape), sigma)
+    return 1.0 + 0.15 * texture / max(float(np.abs(texture).max()), 1e-12)
+
+
+def add_spots(field: np.ndarray, spots: Iterable[tuple[float, float, float, str]],
+              levels: Mapping[str, Mapping[str, float]], symbol: str,
+              rng: np.random.Generator) -> None:
+    """Add Gaussian spots ``(y, x, sigma, kind)`` of ``symbol`` to ``field`` in place.
+
+    Each spot's peak is ``levels[kind][symbol]`` (0 where absent) times ``0.6-1.4``
+    drawn from ``rng``.
+    """
+    yy, xx = np.mgrid[0:field.shape[0], 0:field.shape[1]].astype(float)
+    for y, x, sigma, kind in spots:
+        peak = levels[kind].get(symbol, 0.0) * rng.uniform(0.6, 1.4)
+        if peak > 0:
+            field += peak * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * sigma**2))
 
 
 def check_shape(shape: Any) -> tuple[int, int]:

@@ -13,12 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 from scipy.spatial import cKDTree
 from scipy.special import expit
 
 from .elements import atomic_number, check_elements
-from .sample import CELL_LEVELS, DEFAULT_ELEMENTS, TRACE_LEVELS, check_shape
+from .sample import (
+    CELL_LEVELS,
+    DEFAULT_ELEMENTS,
+    TRACE_LEVELS,
+    add_spots,
+    check_shape,
+    scatter_spots,
+    smooth_texture,
+)
 
 __all__ = ["GRANULE_LEVELS", "RBC_FE_UG_CM2", "tissue_section"]
 
@@ -81,35 +88,22 @@ def tissue_section(shape: tuple[int, int] = (64, 64),
     cytoplasm = tissue - nucleus
     # red blood cells along the vessel, granules in the cytoplasm
     inside_vessel = np.flatnonzero(vessel.ravel() > 0.9)
-    rbcs = []
-    if inside_vessel.size:
-        for flat in rng.choice(inside_vessel, size=max(1, inside_vessel.size // 40)):
-            y, x = divmod(int(flat), w)
-            rbcs.append((y + rng.uniform(-0.5, 0.5), x + rng.uniform(-0.5, 0.5),
-                         rng.uniform(1.0, 2.0)))
+    rbcs = scatter_spots(rng, inside_vessel, max(1, inside_vessel.size // 40), w, (1.0, 2.0))
     in_cyto = np.flatnonzero(cytoplasm.ravel() > 0.7)
-    granules = []
-    if in_cyto.size:
-        for flat in rng.choice(in_cyto, size=max(1, in_cyto.size // 80)):
-            y, x = divmod(int(flat), w)
-            granules.append((y + rng.uniform(-0.5, 0.5), x + rng.uniform(-0.5, 0.5),
-                             rng.uniform(0.4, 0.8), "Zn" if rng.random() < 0.5 else "Cu"))
+    granules = scatter_spots(rng, in_cyto, max(1, in_cyto.size // 80), w, (0.4, 0.8),
+                             ("Zn", "Cu"))
     base = int(rng.integers(2**32))
     maps: dict[str, np.ndarray] = {}
     for symbol in symbols:
         erng = np.random.default_rng([base, atomic_number(symbol)])
         cyto_level, nucleus_level = CELL_LEVELS.get(symbol, TRACE_LEVELS)
         per_cell = erng.uniform(0.8, 1.2, n_cells)[owner]
-        texture = gaussian_filter(erng.standard_normal((h, w)), 2.0)
-        texture = 1.0 + 0.15 * texture / max(float(np.abs(texture).max()), 1e-12)
+        texture = smooth_texture(erng, (h, w), 2.0)
         field = per_cell * texture * (cyto_level * cytoplasm + nucleus_level * nucleus)
         if symbol == "Fe":
             for y, x, r in rbcs:
                 disc = expit((r - np.hypot(yy - y, xx - x)) / _EDGE_PX)
                 field += RBC_FE_UG_CM2 * erng.uniform(0.8, 1.2) * disc * vessel
-        for y, x, sigma, kind in granules:
-            peak = GRANULE_LEVELS[kind].get(symbol, 0.0) * erng.uniform(0.6, 1.4)
-            if peak > 0:
-                field += peak * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * sigma**2))
+        add_spots(field, granules, GRANULE_LEVELS, symbol, erng)
         maps[symbol] = np.clip(field, 0.0, None)
     return maps

@@ -8,6 +8,7 @@ in ``finish``.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -67,3 +68,14 @@ class MeanAnalysis:
 
     def abandon(self) -> None:
         self.abandoned = True
+
+
+#: Released by a test: until then :func:`gated_recipe` blocks (a recipe slow to build).
+GATE = threading.Event()
+
+
+def gated_recipe(**options: Any) -> MeanRecipe:
+    """A :class:`MeanRecipe` that is built only once :data:`GATE` is set."""
+    if not GATE.wait(60):
+        raise TimeoutError("the test never opened the gate")
+    return MeanRecipe(**options)

@@ -19,6 +19,8 @@ from ophyd.sim import SynAxis, SynGauss
 from lowdose_bluesky import results
 from lowdose_bluesky.callbacks import LiveEnhancer
 from lowdose_bluesky.engine import (
+    AnalysisWorker,
+    FileFrameSource,
     RecipeSpec,
     builtin_recipes,
     recipe_for,
@@ -29,7 +31,7 @@ from lowdose_bluesky.storage import RAW, RESULTS
 
 from ..callbacks._live import TRAIN
 from ..callbacks._live import scan as _scan
-from ._mean_recipe import PLAN
+from ._mean_recipe import GATE, PLAN
 
 MEAN = "tests.engine._mean_recipe:MeanRecipe"
 
@@ -147,3 +149,25 @@ def test_recipe_failing_in_finish_stores_a_failed_result(
     # the raw run is untouched
     assert tiled_client[RAW][uid]["primary"]["det_image"].read().shape == (3, 32, 32)
     live.close()
+
+
+def test_worker_is_ready_once_its_recipes_are_built():
+    spec = RecipeSpec("gated", "tests.engine._mean_recipe:gated_recipe", ("gated_count",))
+    worker = AnalysisWorker(None, {"gated": (spec, {})}, FileFrameSource(),
+                            notify=lambda *args, **kwargs: None, nice=0)
+    try:
+        assert not worker.ready.wait(0.5)  # still building the recipe
+        GATE.set()
+        assert worker.ready.wait(30)
+        assert worker._recipes["gated"].name == "mean"
+    finally:
+        GATE.set()
+        worker.close(30)
+
+
+def test_live_enhancer_wait_ready_in_process(tiled_client):
+    live = LiveEnhancer(tiled_client, process=False, progress=False)
+    try:
+        assert live.wait_ready(120)
+    finally:
+        live.close(30)

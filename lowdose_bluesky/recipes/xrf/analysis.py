@@ -272,6 +272,8 @@ class XRFAnalysis:
             "dwell_ratio": self.xrf.get("dwell_ratio"),
             "method": self.method,
             "timings": {"line_latency_max_s": max(self.line_latency, default=None),
+                        "line_latency_median_s": (float(np.median(self.line_latency))
+                                                  if self.line_latency else None),
                         "analysis_s": time.monotonic() - self.t0},
         }
         arrays = {"maps_raw": self.maps}
