@@ -72,8 +72,8 @@ SERVE_TEST = "tests/test_cli_show_serve.py::test_serve_shares_a_data_dir_with_cl
 #: first line of a block -> (how, detail). detail: substitutions for "run", the
 #: covering test for "cli"/"imports".
 PLAN: dict[str, tuple[str, object]] = {
-    'python -m pip install torch==2.13.0 && python -m pip install -e ".[test,baselines]" && '
-    "lowdose-bluesky demo": ("install+demo", None),
+    "python -m pip install torch==2.13.0 torchvision==0.28.0 && "
+    'python -m pip install -e ".[test,baselines]" && lowdose-bluesky demo': ("install+demo", None),
     "python -m pytest -q": ("ci", None),
     "from bluesky import RunEngine": ("run", None),   # acquisition, and the EPICS block
     "import databroker": ("run", None),

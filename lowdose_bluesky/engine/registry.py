@@ -95,3 +95,5 @@ def load_recipe(spec: RecipeSpec, options: Mapping[str, Any] | None = None) -> A
 register_recipe("tomography", "lowdose_bluesky.recipes.tomography:TomographyRecipe",
                 ("lowdose_tomo_plan", "lowdose_tomo_flyscan"))
 register_recipe("xrf", "lowdose_bluesky.recipes.xrf:XRFRecipe", ("lowdose_xrf_plan",))
+register_recipe("ptycho", "lowdose_bluesky.recipes.ptycho:PtychoRecipe",
+                ("lowdose_ptycho_plan",))

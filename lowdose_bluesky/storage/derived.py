@@ -157,6 +157,24 @@ class LowDoseResult:
         return self._array("maps")
 
     @property
+    def phase(self) -> np.ndarray:
+        """Stitched phase (rad) of a ptychography run ``(H, W)`` on the object's grid
+        (NaN where no pattern reached; while running: the ``phase_live`` image)."""
+        if self.status == "running" and "phase" not in self.node:
+            return self._array("phase_live")[0]
+        return self._array("phase")
+
+    @property
+    def amplitude(self) -> np.ndarray:
+        """Stitched amplitude of a ptychography run ``(H, W)`` (NaN where no pattern reached)."""
+        return self._array("amplitude")
+
+    @property
+    def phase_iterative(self) -> np.ndarray:
+        """Phase of the iterative reconstruction of the dense field ``(H, W)`` (NaN outside)."""
+        return self._array("phase_iterative")
+
+    @property
     def checkpoint(self) -> bytes:
         """The trained model's checkpoint bytes (``Enhancer.from_bytes``)."""
         return self._array("checkpoint").tobytes()

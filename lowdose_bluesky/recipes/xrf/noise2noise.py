@@ -124,5 +124,16 @@ def noise2noise_maps(detector_maps: np.ndarray, live: Sequence[int], *, epochs: 
     run = (lambda x: dihedral_mean(enhancer, x)) if symmetric else enhancer
     maps = np.mean([run(half) for pair in pairs for half in pair], axis=0) * scale
     record = {"splits": [[list(a), list(b)] for a, b in splits],
-              "symmetric_inference": symmetric, "scale": scale.ravel().tolist()}
+              "symmetric_inference": symmetric, "scale": scale.ravel().tolist(),
+              "training": training_summary(enhancer)}
     return np.clip(maps, 0.0, None).astype(np.float32), enhancer, record
+
+
+def training_summary(enhancer: Any) -> dict[str, Any]:
+    """How training went (for a result's provenance): epochs run, best epoch, stop cause,
+    validation PSNR of the input and of the best model."""
+    config = enhancer.config
+    return {"epochs_run": len(enhancer.history), "best_epoch": config.get("best_epoch"),
+            "stopped": config.get("stopped"), "seconds": config.get("seconds"),
+            "baseline_val_psnr": config.get("baseline_val_psnr"),
+            "best_val_psnr": config.get("best_val_psnr")}
