@@ -269,6 +269,8 @@ def _reprocess(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     if args.modality == "xrf":
         return _demo_xrf(args)
+    if args.modality == "ptycho":
+        return _demo_ptycho(args)
     from .demo import DemoFailed, demo_table, run_demo
 
     try:
@@ -313,6 +315,28 @@ def _demo_xrf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_ptycho(args: argparse.Namespace) -> int:
+    from .demo import DemoFailed
+    from .demo_ptycho import ptycho_demo_table, run_ptycho_demo
+
+    try:
+        demo = run_ptycho_demo(args.data_dir, method=args.method, epochs=args.epochs,
+                               training_budget=args.training_budget, seed=args.seed,
+                               progress=not args.no_progress, figure=args.figure,
+                               log=lambda line: print(line, file=sys.stderr, flush=True))
+    except DemoFailed as exc:
+        print(f"lowdose-bluesky: analysis failed: {exc}", file=sys.stderr)
+        return 1
+    print(ptycho_demo_table(demo))
+    print("Read the images back in Python:")
+    print("  from lowdose_bluesky import results")
+    print("  from lowdose_bluesky.storage import connect")
+    print(f"  client = connect(directory={str(demo.data_dir / 'tiled')!r}, "
+          f"readable_storage=[{str(demo.data_dir / 'frames')!r}])")
+    print(f"  results(client, {demo.run_uid!r}).phase   # .amplitude, .phase_iterative")
+    return 0
+
+
 #: Modalities of ``demo`` and the defaults of the options they share or own; an option
 #: of one modality given with the other is refused (see :func:`_check_demo_args`).
 DEMO_DEFAULTS: dict[str, dict[str, object]] = {
@@ -320,6 +344,7 @@ DEMO_DEFAULTS: dict[str, dict[str, object]] = {
              "projections": 181, "dose_ratio": 15.0, "n2i_seconds": 40.0},
     "xrf": {"size": 64, "training_budget": 20.0, "method": "noise2noise", "fly": True,
             "dwell": 0.01, "dwell_ratio": 20.0},
+    "ptycho": {"training_budget": 60.0, "method": "ptychonn"},
 }
 
 
@@ -329,6 +354,10 @@ def _demo_methods(modality: str) -> tuple[str, ...]:
         from .recipes.xrf.analysis import METHODS as XRF_METHODS
 
         return tuple(XRF_METHODS)
+    if modality == "ptycho":
+        from .demo_ptycho import PTYCHO_METHODS
+
+        return PTYCHO_METHODS
     from .recipes.tomography.methods import METHODS as TOMO_METHODS
 
     return tuple(TOMO_METHODS)
@@ -352,6 +381,9 @@ def _check_demo_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     for name, value in DEMO_DEFAULTS[modality].items():
         if not hasattr(args, name):
             setattr(args, name, value)
+    if modality == "ptycho" and args.blind:
+        parser.error("argument --blind: not with --modality ptycho (the sparse field needs "
+                     "the dense training field)")
     methods = _demo_methods(modality)
     if args.method not in methods:
         parser.error(f"argument --method: invalid choice for --modality {modality}: "
@@ -540,11 +572,16 @@ def build_parser() -> argparse.ArgumentParser:
         "each line's spectra into element maps and enhances them at the end; print SSIM/"
         "PSNR of each element's raw and enhanced map against the true map and write a "
         "figure (Fe, Cu, Zn and a major element: truth / raw / enhanced). "
+        "With --modality ptycho: scan a simulated object with lowdose_ptycho_plan (a dense "
+        "strip, then the rest at zero overlap) while LiveEnhancer reconstructs the strip with "
+        "pty-chi, trains PtychoNN on it and stitches every sparse pattern's prediction; print "
+        "phase SSIM/PSNR of both against the true object and write a figure. "
         "Ctrl-C aborts the scan (the run stays readable) and exits with status 130."))
     S = argparse.SUPPRESS  # modality-dependent defaults, filled in by _check_demo_args
     demo.add_argument("--modality", choices=tuple(DEMO_DEFAULTS), default="tomo",
                       help="tomo: tomography on a simulated TXM (default); xrf: low-dose "
-                           "XRF element maps on a simulated microprobe")
+                           "XRF element maps on a simulated microprobe; ptycho: PtychoNN on "
+                           "a sparse ptychography scan")
     demo.add_argument("--size", type=_positive_int(16), default=S,
                       help="detector (tomo) or map (xrf) width and height in pixels, >= 16 "
                            "(default 128; 64 with --modality xrf)")
@@ -581,7 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default) or, with --no-fly, step pixel by pixel")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.add_argument("--method", default=S, metavar="METHOD",
-                      help="tomo: what the analysis learns from: auto (default: the "
+                      help="ptycho: ptychonn (default) or phase-only; "
+                           "tomo: what the analysis learns from: auto (default: the "
                            "benchmark's best; noise2inverse on a blind run), supervised (the "
                            "paper's reference pairs), noise2inverse (blind, the whole "
                            "rotation) or hybrid; xrf: an enhancement method of the XRF recipe "

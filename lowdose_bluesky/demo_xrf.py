@@ -139,8 +139,10 @@ class _PixelProgress:
     """
 
     def __init__(self, data_key: str, total: int, enabled: bool,
-                 on_start: Callable[[str], None] | None = None) -> None:
+                 on_start: Callable[[str], None] | None = None, desc: str = "map",
+                 unit: str = "pixel") -> None:
         self.data_key = data_key
+        self.desc, self.unit = desc, unit
         self.total = total
         self.enabled = enabled
         self.on_start = on_start
@@ -157,7 +159,7 @@ class _PixelProgress:
             if self.on_start is not None:
                 self.on_start(doc["uid"])
             if self.enabled:
-                self.bar = tqdm(total=self.total, desc="map", unit="pixel")
+                self.bar = tqdm(total=self.total, desc=self.desc, unit=self.unit)
         elif name == "stream_resource" and doc.get("data_key") == self.data_key:
             self._resources.add(doc["uid"])
         elif name == "stream_datum" and doc.get("stream_resource") in self._resources:

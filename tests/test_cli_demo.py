@@ -441,7 +441,12 @@ def test_xrf_demo_maps_enhances_scores_and_draws_a_png(tmp_path):
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--modality", "bogus"],
-     "argument --modality: invalid choice: 'bogus' (choose from 'tomo', 'xrf')"),
+     "argument --modality: invalid choice: 'bogus' (choose from 'tomo', 'xrf', 'ptycho')"),
+    (["--modality", "ptycho", "--blind"], "argument --blind: not with --modality ptycho"),
+    (["--modality", "ptycho", "--method", "noise2noise"],
+     "argument --method: invalid choice for --modality ptycho: 'noise2noise'"),
+    (["--modality", "ptycho", "--dwell", "0.1"],
+     "argument --dwell: only with --modality xrf, not with --modality ptycho"),
     (["--modality", "xrf", "--projections", "19"],
      "argument --projections: only with --modality tomo, not with --modality xrf"),
     (["--modality", "xrf", "--dose-ratio", "15", "--n2i-seconds", "2"],
@@ -576,3 +581,40 @@ def test_xrf_quality_table_and_figure_rows():
                                 f"{quality[0].psnr_raw:.2f}", "-"]
     assert len({len(line) for line in lines[:2]}) == 1  # header and rule aligned
     assert lines[4].split() == ["Cu", "0.500", "0.900", "20.00", "30.00"]
+
+
+@pytest.mark.slow
+def test_ptycho_demo_end_to_end(tmp_path):
+    data = tmp_path / "data"
+    rc, out, err = run_cli(["demo", "--modality", "ptycho", "--epochs", "2",
+                            "--training-budget", "5", "--no-progress", "--data-dir",
+                            str(data)])
+    assert rc == 0, err
+    assert "a dense strip, then the rest of the field at zero overlap" in err
+    dense, sparse = table_value(out, "patterns").split(", ")
+    assert dense.startswith("297 dense") and sparse.startswith("24 sparse (overlap 0.00)")
+    ssim, psnr = table_value(out, "phase SSIM / PSNR, pty-chi dense field").split(" / ")
+    assert 0.3 < float(ssim) <= 1.0 and psnr.endswith(" dB")
+    figure = Path(table_value(out, "figure"))
+    assert figure.is_file() and figure.parent == data / "figures"
+    assert ").phase   # .amplitude, .phase_iterative" in out
+
+
+def test_ptycho_demo_options_reach_it(monkeypatch, tmp_path):
+    import lowdose_bluesky.demo as demo_module
+    import lowdose_bluesky.demo_ptycho as ptycho_module
+
+    seen = {}
+
+    def fake(data_dir, **options):
+        seen.update(options)
+        raise demo_module.DemoFailed("stopped by the test")
+
+    monkeypatch.setattr(ptycho_module, "run_ptycho_demo", fake)
+    data = str(tmp_path / "data")
+    rc, _, err = run_cli(["demo", "--modality", "ptycho", "--data-dir", data])
+    assert rc == 1 and "analysis failed: stopped by the test" in err
+    assert (seen["method"], seen["training_budget"], seen["epochs"]) == ("ptychonn", 60.0, 30)
+    rc, _, _ = run_cli(["demo", "--modality", "ptycho", "--method", "phase-only", "--data-dir",
+                        data])
+    assert seen["method"] == "phase-only"

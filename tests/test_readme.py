@@ -83,6 +83,8 @@ PLAN: dict[str, tuple[str, object]] = {
         ("imports", "tests/engine/test_process.py"),
     "from lowdose_bluesky.devices.sim.xrf import make_sim_xrf":
         ("imports", "tests/callbacks/test_xrf_live.py"),
+    "from lowdose_bluesky.devices.sim.ptycho import make_sim_ptycho":
+        ("imports", "tests/callbacks/test_ptycho_live.py"),
     "from lowdose_bluesky.engine import register_recipe":
         ("imports", "tests/engine/test_recipes.py"),
     "from tiled.queries import Key": ("run", None),

@@ -27,6 +27,7 @@ from .noise2inverse import (
     train_noise2inverse,
 )
 from .normalisation import Normalisation
+from .ptychonn import PtychoNN, PtychoNNModel, normalise_patterns, train_ptychonn
 from .runtime import set_cpu_threads
 from .training import fine_tune, train_enhancer
 from .unet import UNet
@@ -41,6 +42,8 @@ __all__ = [
     "Noise2InverseDenoiser",
     "Normalisation",
     "PatchLayout",
+    "PtychoNN",
+    "PtychoNNModel",
     "UNet",
     "Yang2018Net",
     "blend_patches",
@@ -50,9 +53,11 @@ __all__ = [
     "fine_tune",
     "hann_window",
     "inverse_psnr_loss",
+    "normalise_patterns",
     "psnr",
     "set_cpu_threads",
     "train_enhancer",
     "train_noise2inverse",
+    "train_ptychonn",
     "window_sum",
 ]
