@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,5 +66,6 @@ class PatternAcquisition(ClockedAcquisition[PatternFile]):
         """Draw the pattern exposed over ``[start, start + duration]`` and write it."""
         x, y = self.position_at(start + duration / 2)
         beam = self.shutter is None or bool(self.shutter.is_open)
-        pattern = await asyncio.to_thread(self.counting.draw, x, y, duration, beam_open=beam)
-        file.write(pattern, x=x, y=y)
+        # a pattern takes well under a millisecond to draw: on the loop, as the XRF
+        # detector's pixels (a frame drawn in a thread let a pause land mid-trigger)
+        file.write(self.counting.draw(x, y, duration, beam_open=beam), x=x, y=y)
