@@ -85,6 +85,8 @@ PLAN: dict[str, tuple[str, object]] = {
         ("imports", "tests/callbacks/test_xrf_live.py"),
     "from lowdose_bluesky.devices.sim.ptycho import make_sim_ptycho":
         ("imports", "tests/callbacks/test_ptycho_live.py"),
+    "lowdose-bluesky demo --modality ptycho  # --method ptychonn|phase-only --epochs 30 "
+    "--training-budget 60": ("cli", "tests/test_cli_demo.py::test_ptycho_demo_end_to_end"),
     "from lowdose_bluesky.engine import register_recipe":
         ("imports", "tests/engine/test_recipes.py"),
     "from tiled.queries import Key": ("run", None),

@@ -12,14 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 import bluesky.plan_stubs as bps
-import bluesky.preprocessors as bpp
 import numpy as np
 from bluesky.protocols import Movable, Readable
 from bluesky.utils import MsgGenerator
 
 from .detectors import OPHYD_ASYNC, DetectorSetup, _trigger_info, detector_setup
-from .lowdose_tomo import _name_the_cause
 from .ptycho_validation import PtychoScanSpec, validate_ptycho_scan
+from .stage_scan import run_stage_scan, with_detector_metadata
 
 __all__ = ["PTYCHO_STREAMS", "lowdose_ptycho_plan"]
 
@@ -92,11 +91,7 @@ def _ptycho_metadata(setup: DetectorSetup, x: Any, y: Any, spec: PtychoScanSpec,
             "device_flavour": setup.flavour,
         },
     }
-    start_md = getattr(det, "start_metadata", None)
-    if callable(start_md):
-        _md.update(start_md())
-    _md.update(md or {})
-    return _md
+    return with_detector_metadata(det, _md, md)
 
 
 def lowdose_ptycho_plan(
@@ -181,7 +176,6 @@ def lowdose_ptycho_plan(
                                               deadtime=deadtime)])
     _md = _ptycho_metadata(setup, x, y, spec, shutter, md)
     readables = [*setup.readables, x, y]
-    state: dict[str, Any] = {}
 
     def stream_of(name: str, points: np.ndarray) -> MsgGenerator[None]:
         yield from bps.stage(detector, wait=True)
@@ -192,25 +186,10 @@ def lowdose_ptycho_plan(
             yield from bps.trigger_and_read(readables, name=name)
         yield from bps.unstage(detector, wait=True)
 
-    @bpp.run_decorator(md=_md)
-    @_name_the_cause()
-    def body() -> MsgGenerator[None]:
-        state["x"] = yield from bps.rd(x)
-        state["y"] = yield from bps.rd(y)
-        if shutter is not None:
-            yield from bps.mv(shutter, "open")
+    def streams() -> MsgGenerator[None]:
         train = spec.train_positions()
         if len(train):
             yield from stream_of("train", train)
         yield from stream_of("primary", spec.sparse_positions())
-        if shutter is not None:
-            yield from bps.mv(shutter, "close")
 
-    def cleanup() -> MsgGenerator[None]:
-        if shutter is not None:
-            yield from bps.mv(shutter, "close")
-        if "y" in state:
-            yield from bps.mv(x, state["x"], y, state["y"])
-
-    plan = bpp.finalize_wrapper(body(), cleanup())
-    return (yield from bpp.rewindable_wrapper(plan, False))
+    return (yield from run_stage_scan(_md, x, y, shutter, streams))

@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import bluesky.plan_stubs as bps
-import bluesky.preprocessors as bpp
 from bluesky.protocols import Movable, Readable
 from bluesky.utils import MsgGenerator
 
 from .detectors import OPHYD_ASYNC, DetectorSetup, _trigger_info, detector_setup
 from .flyscan import FLUSH_PERIOD_S, _max_velocity
-from .lowdose_tomo import _name_the_cause
+from .stage_scan import run_stage_scan, with_detector_metadata
 from .xrf_validation import XRFScanSpec, validate_xrf_scan
 
 __all__ = ["XRF_STREAMS", "lowdose_xrf_plan"]
@@ -72,11 +71,7 @@ def _xrf_metadata(setup: DetectorSetup, x: Any, y: Any, spec: XRFScanSpec, fly: 
             "device_flavour": setup.flavour,
         },
     }
-    start_md = getattr(det, "start_metadata", None)
-    if callable(start_md):
-        _md.update(start_md())
-    _md.update(md or {})
-    return _md
+    return with_detector_metadata(det, _md, md)
 
 
 def lowdose_xrf_plan(
@@ -173,7 +168,6 @@ def lowdose_xrf_plan(
                 f"dwell of at least {abs(spec.step_x) / limit - deadtime:.4g} s or fly=False")
     _md = _xrf_metadata(setup, x, y, spec, fly, shutter, md)
     readables = [*setup.readables, x, y]
-    state: dict[str, Any] = {}
 
     def step_row(row: int, stream: str) -> MsgGenerator[None]:
         yield from bps.mv(y, spec.y(row))
@@ -214,24 +208,9 @@ def lowdose_xrf_plan(
                 yield from step_row(row, name)
         yield from bps.unstage(detector, wait=True)
 
-    @bpp.run_decorator(md=_md)
-    @_name_the_cause()
-    def body() -> MsgGenerator[None]:
-        state["x"] = yield from bps.rd(x)
-        state["y"] = yield from bps.rd(y)
-        if shutter is not None:
-            yield from bps.mv(shutter, "open")
+    def streams() -> MsgGenerator[None]:
         if not spec.blind:
             yield from stream_of("reference", spec.reference_rows, spec.long_dwell)
         yield from stream_of("primary", range(spec.num_y), spec.dwell)
-        if shutter is not None:
-            yield from bps.mv(shutter, "close")
 
-    def cleanup() -> MsgGenerator[None]:
-        if shutter is not None:
-            yield from bps.mv(shutter, "close")
-        if "y" in state:
-            yield from bps.mv(x, state["x"], y, state["y"])
-
-    plan = bpp.finalize_wrapper(body(), cleanup())
-    return (yield from bpp.rewindable_wrapper(plan, False))
+    return (yield from run_stage_scan(_md, x, y, shutter, streams))
