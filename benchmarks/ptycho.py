@@ -36,16 +36,13 @@ from lowdose_bluesky.ptycho import (
     Stitcher,
     diffraction_patterns,
     focused_probe,
+    object_windows,
     phase_scores,
     probe_diameter_px,
     reconstruct,
 )
 from lowdose_bluesky.ptycho import test_object as etched_object
-from lowdose_bluesky.recipes.ptycho.labels import (
-    illumination,
-    reference_phase,
-    windows,
-)
+from lowdose_bluesky.recipes.ptycho.labels import illumination, reference_phase
 
 FIGURES = Path(__file__).with_name("figures")
 N, WINDOW, DENSE_STEP = 256, 64, 6
@@ -112,7 +109,7 @@ def main() -> None:
             rows.append((sample, photons, 1 - DENSE_STEP / diameter, "iterative, dense field",
                          len(dense), scores_d, dense_s))
             # labels: the dense reconstruction under each position
-            labels = windows(obj_d, dense, (WINDOW, WINDOW))
+            labels = object_windows(obj_d, dense, (WINDOW, WINDOW))
             t = time.perf_counter()
             model, record = train_ptychonn(patterns, np.clip(np.abs(labels), 0, 1),
                                            np.angle(labels), epochs=1000,

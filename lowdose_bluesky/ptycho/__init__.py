@@ -14,7 +14,12 @@ it torch) is imported by :func:`reconstruct` when it runs.
 
 from __future__ import annotations
 
-from lowdose_bluesky.ptycho.forward import diffraction_patterns, exit_waves, expected_intensity
+from lowdose_bluesky.ptycho.forward import (
+    diffraction_patterns,
+    exit_waves,
+    expected_intensity,
+    object_windows,
+)
 from lowdose_bluesky.ptycho.iterative import (
     ALGORITHMS,
     IterativeReconstructor,
@@ -48,6 +53,7 @@ __all__ = [
     "expected_intensity",
     "focused_probe",
     "mean_nearest_neighbour",
+    "object_windows",
     "overlap",
     "phase_scores",
     "probe_diameter_px",

@@ -18,7 +18,7 @@ from lowdose_bluesky.ptycho.objects import check_object
 from lowdose_bluesky.ptycho.positions import check_positions, window_corners
 from lowdose_bluesky.ptycho.probe import check_probe
 
-__all__ = ["diffraction_patterns", "exit_waves", "expected_intensity"]
+__all__ = ["diffraction_patterns", "exit_waves", "expected_intensity", "object_windows"]
 
 _CHUNK = 256  # patterns computed at a time, to bound the memory of the complex stack
 
@@ -27,6 +27,18 @@ def _windows(obj: np.ndarray, corners: np.ndarray, shape: tuple[int, int]) -> np
     rows = corners[:, 0, None] + np.arange(shape[0])
     cols = corners[:, 1, None] + np.arange(shape[1])
     return obj[rows[:, :, None], cols[:, None, :]]
+
+
+def object_windows(obj: ArrayLike, positions: ArrayLike, shape: tuple[int, int]
+                   ) -> np.ndarray:
+    """The patches ``(N, h, w)`` of ``obj`` under windows of ``shape`` at ``positions``.
+
+    Corners as the forward model places them (:func:`window_corners`); every window
+    must lie inside the object.
+    """
+    o = np.asarray(obj)
+    points = check_positions(np.asarray(positions, dtype=np.float64), o.shape, shape)
+    return _windows(o, window_corners(points), shape)
 
 
 def exit_waves(obj: ArrayLike, probe: ArrayLike, positions: ArrayLike) -> np.ndarray:

@@ -65,3 +65,14 @@ def test_errors(probe: np.ndarray) -> None:
         diffraction_patterns(obj, probe, [[0, 0]], 0)
     with pytest.raises(ValueError, match=r"position 0 \(y=20, x=0\)"):
         diffraction_patterns(obj, probe, [[20, 0]], 10.0)
+
+
+def test_object_windows_are_cut_where_the_forward_model_cuts_them() -> None:
+    from lowdose_bluesky.ptycho import object_windows
+
+    obj = np.arange(20 * 20).reshape(20, 20).astype(complex)
+    patches = object_windows(obj, [[2, 3], [4.5, 0.5]], (8, 8))
+    np.testing.assert_array_equal(patches[0], obj[2:10, 3:11])
+    np.testing.assert_array_equal(patches[1], obj[5:13, 1:9])  # half up, as window_corners
+    with pytest.raises(ValueError):
+        object_windows(obj, [[15, 0]], (8, 8))

@@ -20,8 +20,8 @@ import h5py
 import numpy as np
 
 from ...engine import AnalysisOutput, FrameRef, RunContext, read_frames
-from ...ptycho import Stitcher, reconstruct
-from .labels import illumination, object_grid, reference_phase, windows
+from ...ptycho import Stitcher, object_windows, reconstruct
+from .labels import illumination, object_grid, reference_phase
 
 __all__ = ["PUBLISH_EVERY_S", "PtychoAnalysis", "check_ptycho_start"]
 
@@ -171,7 +171,7 @@ class PtychoAnalysis:
             if self._stop.is_set():
                 return
             self.context.progress(stage="training PtychoNN")
-            labels = windows(obj, corners, self.pattern_shape)
+            labels = object_windows(obj, corners, self.pattern_shape)
             # a transmission function: the reconstruction's amplitude above 1 is noise
             amplitude, phase = np.clip(np.abs(labels), 0.0, 1.0), np.angle(labels)
             from ...model.ptychonn import train_ptychonn

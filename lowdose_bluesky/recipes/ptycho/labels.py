@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["illumination", "object_grid", "reference_phase", "windows"]
+from ...ptycho import window_corners
 
-
-def windows(obj: np.ndarray, corners: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """The patches ``(N, h, w)`` of ``obj`` whose top-left corners are ``corners`` (rounded)."""
-    h, w = shape
-    out = np.empty((len(corners), h, w), dtype=obj.dtype)
-    for i, (row, col) in enumerate(np.rint(corners).astype(int)):
-        out[i] = obj[row:row + h, col:col + w]
-    return out
+__all__ = ["illumination", "object_grid", "reference_phase"]
 
 
 def reference_phase(obj: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -45,10 +38,11 @@ def object_grid(ptycho: dict, pattern_shape: tuple[int, int]) -> tuple[int, int]
 
 def illumination(corners: np.ndarray, probe: np.ndarray, obj_shape: tuple[int, int]
                  ) -> np.ndarray:
-    """Summed probe intensity ``|P|^2`` over the object at ``corners`` (rounded)."""
+    """Summed probe intensity ``|P|^2`` over the object at ``corners`` (placed as the
+    forward model and the stitcher place windows)."""
     out = np.zeros(obj_shape)
     intensity = np.abs(probe) ** 2
     h, w = intensity.shape
-    for row, col in np.rint(corners).astype(int):
+    for row, col in window_corners(corners):
         out[row:row + h, col:col + w] += intensity
     return out
