@@ -283,11 +283,7 @@ def run_demo(data_dir: str | Path, *, size: int = 128, projections: int = 181,
     from .callbacks import LiveEnhancer
 
     t_start = time.perf_counter()
-    root = Path(data_dir).expanduser().resolve()
-    if root.exists() and not root.is_dir():
-        raise ValueError(f"data_dir {str(data_dir)!r} exists and is not a directory")
-    frames, catalog = root / "frames", root / "tiled"
-    frames.mkdir(parents=True, exist_ok=True)
+    root, frames, catalog = demo_dirs(data_dir)
     cancel = _Cancel()
     RE = RunEngine({}, call_returns_result=False,
                    context_managers=[lambda engine: _AbortOnSigint(engine, cancel.event.set)])
@@ -369,6 +365,22 @@ def _wait_briefly(live: Any) -> str | None:
         return live.wait(timeout=INTERRUPT_WAIT_S)
     except (RuntimeError, TimeoutError, KeyboardInterrupt):
         return None
+
+
+def demo_dirs(data_dir: str | Path) -> tuple[Path, Path, Path]:
+    """``(root, root/frames, root/tiled)`` of a demo's data directory; frames created.
+
+    Raises
+    ------
+    ValueError
+        If ``data_dir`` exists and is not a directory.
+    """
+    root = Path(data_dir).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"data_dir {str(data_dir)!r} exists and is not a directory")
+    frames, catalog = root / "frames", root / "tiled"
+    frames.mkdir(parents=True, exist_ok=True)
+    return root, frames, catalog
 
 
 def run_and_wait(RE: RunEngine, plan: Any, live: Any, *, root: Path,

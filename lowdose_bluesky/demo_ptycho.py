@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 from bluesky import RunEngine
 
-from .demo import DemoFailed, _AbortOnSigint, run_and_wait
+from .demo import DemoFailed, _AbortOnSigint, demo_dirs, run_and_wait
 from .demo_xrf import _PixelProgress
 from .devices.sim.ptycho import make_sim_ptycho
 from .plans import lowdose_ptycho_plan
 from .ptycho import phase_scores
 from .report import format_table
-from .storage import close, connect, results, subscribe_writer
+from .storage import RAW, close, connect, results, subscribe_writer
 
 __all__ = ["PTYCHO_METHODS", "PtychoDemoResult", "ptycho_demo_table", "run_ptycho_demo"]
 
@@ -93,14 +93,10 @@ def run_ptycho_demo(data_dir: str | Path, *, method: str = "ptychonn", epochs: i
     if training_budget is not None and not training_budget > 0:
         raise ValueError(f"training_budget must be a positive number of seconds or None, got "
                          f"{training_budget!r}")
-    root = Path(data_dir).expanduser().resolve()
-    if root.exists() and not root.is_dir():
-        raise ValueError(f"data_dir {str(data_dir)!r} exists and is not a directory")
     from .callbacks import LiveEnhancer
 
     t_start = time.perf_counter()
-    frames, catalog = root / "frames", root / "tiled"
-    frames.mkdir(parents=True, exist_ok=True)
+    root, frames, catalog = demo_dirs(data_dir)
     RE = RunEngine({}, call_returns_result=False, context_managers=[
         lambda engine: _AbortOnSigint(engine, lambda: None)])
     sim = make_sim_ptycho(seed=seed, data_dir=frames)
@@ -142,6 +138,7 @@ def run_ptycho_demo(data_dir: str | Path, *, method: str = "ptychonn", epochs: i
         scores_i = phase_scores(iterative, truth)
         scores_n = phase_scores(network, truth)
         md = res.metadata
+        photons = float(client[RAW][run_uid].metadata["start"]["ptycho"]["photons_per_pattern"])
         path = Path(figure) if figure is not None else (
             root / "figures" / f"demo-ptycho-{run_uid[:8]}.png")
         save_ptycho_figure(path, truth, iterative, network, scores_i, scores_n, md)
@@ -150,7 +147,7 @@ def run_ptycho_demo(data_dir: str | Path, *, method: str = "ptychonn", epochs: i
         close(client)
     return PtychoDemoResult(
         run_uid=run_uid, result_uid=result_uid, data_dir=root, figure=path, method=method,
-        photons=float(sim.detector.counting.flux * 0.01), patterns=dict(md["patterns"]),
+        photons=photons, patterns=dict(md["patterns"]),
         overlap=dict(md["overlap"]), iterative=scores_i, network=scores_n, metadata=md,
         scan_s=scan_s, total_s=time.perf_counter() - t_start)
 

@@ -33,7 +33,7 @@ import numpy as np
 from bluesky import RunEngine
 from tqdm.auto import tqdm
 
-from .demo import DemoFailed, _AbortOnSigint, run_and_wait
+from .demo import DemoFailed, _AbortOnSigint, demo_dirs, run_and_wait
 from .devices.sim.xrf import make_sim_xrf
 from .plans import lowdose_xrf_plan
 from .report import format_table
@@ -273,14 +273,10 @@ def run_xrf_demo(data_dir: str | Path, *, size: int = 64, dwell: float = 0.01,
     """
     _check(size, dwell, dwell_ratio, epochs, training_budget, blind, fly)
     _check_method(method)
-    root = Path(data_dir).expanduser().resolve()
-    if root.exists() and not root.is_dir():
-        raise ValueError(f"data_dir {str(data_dir)!r} exists and is not a directory")
     from .callbacks import LiveEnhancer
 
     t_start = time.perf_counter()
-    frames, catalog = root / "frames", root / "tiled"
-    frames.mkdir(parents=True, exist_ok=True)
+    root, frames, catalog = demo_dirs(data_dir)
     interrupted = []
     RE = RunEngine({}, call_returns_result=False, context_managers=[
         lambda engine: _AbortOnSigint(engine, lambda: interrupted.append(True))])
