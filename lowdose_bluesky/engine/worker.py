@@ -255,6 +255,7 @@ class AnalysisWorker:
                 md.setdefault("version", __version__)
                 md["recipe"] = run.recipe_name
                 md["settings"] = settings
+                md.setdefault("finished", time.time())
                 md.setdefault("timings", {})["result_after_last_frame_s"] = (
                     time.monotonic() - (run.last_frame or t))
                 uid = store_result(self.client, run_uid, md, out.arrays, out.checkpoint,

@@ -22,10 +22,12 @@ Light to import: torch is never loaded from here.
 
 from .backup import RESULTS_SUBDIR, restore_results, save_result
 from .derived import (
+    CALIBRATION_KIND,
     RESULT_SPEC,
     RUNNING,
     UPLOAD_BLOCK_BYTES,
     LowDoseResult,
+    find_calibration,
     is_result_uid,
     result_by_uid,
     results,
@@ -49,6 +51,7 @@ from .tiled import (
 
 __all__ = [
     "API_KEY_ENV",
+    "CALIBRATION_KIND",
     "DEFAULT_BATCH_SIZE",
     "RAW",
     "RESULTS",
@@ -67,6 +70,7 @@ __all__ = [
     "connect",
     "ensure_container",
     "event_counts",
+    "find_calibration",
     "is_loopback",
     "is_result_uid",
     "mask_key",

@@ -24,10 +24,12 @@ from tiled.queries import Key
 from .tiled import RESULTS, ensure_container
 
 __all__ = [
+    "CALIBRATION_KIND",
     "RESULT_SPEC",
     "RUNNING",
     "UPLOAD_BLOCK_BYTES",
     "LowDoseResult",
+    "find_calibration",
     "is_result_uid",
     "result_by_uid",
     "results",
@@ -35,6 +37,8 @@ __all__ = [
 ]
 
 RESULT_SPEC = "LowDoseResult"
+#: ``kind`` of a knife-edge calibration result (:func:`find_calibration`).
+CALIBRATION_KIND = "knife_edge_calibration"
 _UID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -175,6 +179,20 @@ class LowDoseResult:
         return self._array("phase_iterative")
 
     @property
+    def super_resolved(self) -> np.ndarray:
+        """Super-resolved frames ``(N, fH, fW)`` of a super-resolution run (while running:
+        the frames done so far)."""
+        return self._array("super_resolved")
+
+    @property
+    def psf_sigma_px(self) -> float:
+        """Gaussian PSF sigma in camera pixels fitted by a knife-edge calibration."""
+        if "psf_sigma_px" not in self.node.metadata:
+            raise KeyError(f"result {self.uid} (status {self.status!r}) is not a knife-edge "
+                           "calibration: it has no psf_sigma_px")
+        return float(self.node.metadata["psf_sigma_px"])
+
+    @property
     def checkpoint(self) -> bytes:
         """The trained model's checkpoint bytes (``Enhancer.from_bytes``)."""
         return self._array("checkpoint").tobytes()
@@ -204,6 +222,28 @@ def results(client: Any, raw_uid: str, *, status: str | None = None) -> LowDoseR
     if not nodes:
         raise KeyError(f"no result for raw run {raw_uid!r}"
                        + (f" with status {status!r}" if status else ""))
+    nodes.sort(key=lambda n: n.metadata.get("finished", 0.0))
+    return LowDoseResult(nodes[-1])
+
+
+def find_calibration(client: Any, detector: str, *, binning: int = 1) -> LowDoseResult:
+    """The newest complete knife-edge calibration of camera ``detector`` at ``binning``.
+
+    Raises
+    ------
+    KeyError
+        If Tiled holds none (saying how to make one).
+    """
+    found = None
+    if RESULTS in client:
+        found = (client[RESULTS].search(Key("kind") == CALIBRATION_KIND)
+                 .search(Key("status") == "complete").search(Key("detector") == detector)
+                 .search(Key("binning") == int(binning)))
+    nodes = [] if found is None else list(found.values())
+    if not nodes:
+        raise KeyError(f"no complete knife-edge calibration of camera {detector!r} at binning "
+                       f"{binning} in Tiled: run knife_edge_plan with that camera first, or "
+                       "name a calibration result uid")
     nodes.sort(key=lambda n: n.metadata.get("finished", 0.0))
     return LowDoseResult(nodes[-1])
 
