@@ -346,7 +346,7 @@ def shepp_logan_3d(size: int | tuple[int, int], *, scale: float = 0.45) -> Phant
 def phantom_from_name(name: str, size: int | tuple[int, int], *, seed: int | None = None
                       ) -> Phantom:
     """Build a phantom by name (one of :data:`PHANTOM_NAMES`)."""
-    from . import fine_phantoms
+    from . import chart_phantoms, fine_phantoms
 
     if name == "spheres_in_cube":
         return spheres_in_cube(size, seed=seed)
@@ -354,9 +354,12 @@ def phantom_from_name(name: str, size: int | tuple[int, int], *, seed: int | Non
         return shepp_logan_3d(size)
     if name in ("foam", "axons", "cells"):
         return getattr(fine_phantoms, name)(size, seed=seed)
+    if name == "resolution_chart":
+        return chart_phantoms.resolution_chart(size, seed=seed)
     raise ValueError(f"unknown phantom {name!r}; allowed: "
                      + ", ".join(map(repr, PHANTOM_NAMES)))
 
 
 #: Names accepted by :func:`phantom_from_name`.
-PHANTOM_NAMES = ("spheres_in_cube", "shepp_logan_3d", "foam", "axons", "cells")
+PHANTOM_NAMES = ("spheres_in_cube", "shepp_logan_3d", "foam", "axons", "cells",
+                 "resolution_chart")

@@ -1,9 +1,9 @@
 """A simulated TXM area detector: noisy frames written to HDF5 like an AreaDetector.
 
-The counts follow :mod:`lowdose_bluesky.devices.sim.counting` (Poisson photon counts,
-dark current, read noise, ``uint16`` saturation) for the line integrals through the
-phantom at the current stage positions, supplied by a
-:class:`~lowdose_bluesky.devices.sim.optics.SimOptics`.
+The counts follow :mod:`lowdose_bluesky.devices.sim.counting` (Gaussian blur of the
+lens-coupled optics, binning, Poisson photon counts, dark current, read noise,
+``uint16`` saturation) for the line integrals through the phantom at the current
+stage positions, supplied by a :class:`~lowdose_bluesky.devices.sim.optics.SimOptics`.
 """
 
 from __future__ import annotations
@@ -49,35 +49,44 @@ class SimCamera(Device):
     ----------
     optics
         What the camera sees: beam on/off and line integrals for the current positions.
-    frame_shape
-        ``(H, W)``.
+    sensor_shape
+        ``(H, W)`` of the sensor (the projections' grid); frames are
+        ``(H // binning, W // binning)``.
     flux
-        Counts per pixel per second of open beam at the flat-field maximum.
+        Counts per sensor pixel per second of open beam at the flat-field maximum.
     dark_current
-        Counts per pixel per second with the shutter closed.
+        Counts per frame (binned) pixel per second with the shutter closed.
     read_noise
-        Standard deviation (counts) of the Gaussian read noise.
+        Standard deviation (counts) of the Gaussian read noise of a frame pixel.
     data_dir
         Directory of the HDF5 files.
     realistic_timing
         If true, ``trigger()`` completes only after the exposure time has elapsed.
     seed
         Seed of the noise generator.
+    flat_field
+        Beam profile ``(H, W)`` on the sensor grid (default: a smooth one of ``seed``).
+    psf_sigma_px
+        Standard deviation (sensor pixels) of the Gaussian blur of scintillator and
+        objective (0: none).
+    binning
+        Sensor pixels summed per frame pixel along each axis (1: none).
     """
 
     image = Cpt(_ImageSignal, value="", kind=Kind.normal)
     exposure_time = Cpt(Signal, value=1.0, kind=Kind.normal | Kind.config)
 
     def __init__(self, prefix: str = "", *, name: str, optics: SimOptics,
-                 frame_shape: tuple[int, int], flux: float, dark_current: float,
+                 sensor_shape: tuple[int, int], flux: float, dark_current: float,
                  read_noise: float, data_dir: str | Path, realistic_timing: bool = False,
                  seed: int | None = None, flat_field: np.ndarray | None = None,
-                 **kwargs: Any) -> None:
+                 psf_sigma_px: float = 0.0, binning: int = 1, **kwargs: Any) -> None:
+        counting = CountingModel(sensor_shape, flux=flux, dark_current=dark_current,
+                                 read_noise=read_noise, seed=seed, flat_field=flat_field,
+                                 name=name, psf_sigma_px=psf_sigma_px, binning=binning)
         super().__init__(prefix, name=name, **kwargs)
         self.optics = optics
-        self.counting = CountingModel(frame_shape, flux=flux, dark_current=dark_current,
-                                      read_noise=read_noise, seed=seed, flat_field=flat_field,
-                                      name=name)
+        self.counting = counting
         self.data_dir = Path(data_dir)
         self.realistic_timing = bool(realistic_timing)
         self._writer: HDF5FrameWriter | None = None
@@ -86,12 +95,27 @@ class SimCamera(Device):
     # ------------------------------------------------------------- physics
     @property
     def frame_shape(self) -> tuple[int, int]:
-        """``(H, W)`` of a frame."""
+        """``(H, W)`` of a frame: the sensor's shape divided by :attr:`binning`."""
         return self.counting.frame_shape
 
     @property
+    def sensor_shape(self) -> tuple[int, int]:
+        """``(H, W)`` of the sensor, the grid of the projections and the flat field."""
+        return self.counting.sensor_shape
+
+    @property
+    def psf_sigma_px(self) -> float:
+        """Standard deviation (sensor pixels) of the Gaussian blur (0: none)."""
+        return self.counting.psf_sigma_px
+
+    @property
+    def binning(self) -> int:
+        """Sensor pixels summed per frame pixel along each axis."""
+        return self.counting.binning
+
+    @property
     def flux(self) -> float:
-        """Open-beam counts per pixel per second at the flat-field maximum."""
+        """Open-beam counts per sensor pixel per second at the flat-field maximum."""
         return self.counting.flux
 
     @flux.setter
@@ -100,7 +124,7 @@ class SimCamera(Device):
 
     @property
     def dark_current(self) -> float:
-        """Dark counts per pixel per second."""
+        """Dark counts per frame pixel per second."""
         return self.counting.dark_current
 
     @dark_current.setter
@@ -123,7 +147,7 @@ class SimCamera(Device):
 
     @property
     def flat_field(self) -> np.ndarray:
-        """Beam profile ``(H, W)`` (``float32``)."""
+        """Beam profile ``(H, W)`` on the sensor grid (``float32``)."""
         return self.counting.flat_field
 
     @flat_field.setter
@@ -131,7 +155,7 @@ class SimCamera(Device):
         self.counting.flat_field = np.asarray(value, dtype=np.float32)
 
     def expected_counts(self, exposure: float) -> np.ndarray:
-        """Mean photon counts for the current beam state (no noise, no dark)."""
+        """Mean photon counts per frame pixel for the current beam state (no noise, no dark)."""
         line_integral = self.optics.line_integrals()
         transmitted = None if line_integral is None else transmission(line_integral,
                                                                       self.optics.mu)

@@ -13,6 +13,7 @@ from ophyd.sim import SynAxis
 
 from ...phantoms import Phantom, phantom_from_name, spheres_in_cube
 from .camera import SimCamera
+from .counting import check_image_formation
 from .optics import SimOptics
 from .shutter import SimShutter
 
@@ -62,22 +63,33 @@ def make_sim_txm(phantom: Phantom | str | None = None, *,
                  dark_current: float = 2.0, read_noise: float = 3.0, mu: float | None = None,
                  pixel_size: float = 0.001, seed: int | None = None,
                  data_dir: str | Path | None = None, realistic_timing: bool = False,
-                 detector_name: str = "det", flavour: str = "ophyd") -> SimTXM:
+                 detector_name: str = "det", flavour: str = "ophyd",
+                 psf_sigma_px: float = 0.0, binning: int = 1) -> SimTXM:
     """Build a simulated TXM.
+
+    The camera is lens-coupled: the transmitted beam, on the sensor grid of
+    ``detector_shape``, is blurred by a Gaussian point spread function of
+    ``psf_sigma_px`` sensor pixels (scintillator and objective), summed over
+    ``binning x binning`` blocks, then counted with noise (see
+    :mod:`lowdose_bluesky.devices.sim.counting`).
 
     Parameters
     ----------
     phantom
-        A :class:`~lowdose_bluesky.phantoms.Phantom` of shape ``(H, W, W)``, a phantom
-        name (``"spheres_in_cube"``, ``"shepp_logan_3d"``), or ``None`` for the
-        paper's spheres-in-cube phantom.
+        A :class:`~lowdose_bluesky.phantoms.Phantom` of shape ``(H, W, W)``, or a phantom
+        name (one of :data:`~lowdose_bluesky.phantoms.PHANTOM_NAMES`, e.g.
+        ``"spheres_in_cube"``, ``"resolution_chart"``), or ``None`` for the paper's
+        spheres-in-cube phantom.
     detector_shape
-        ``(H, W)`` of the camera.
+        ``(H, W)`` of the camera's sensor, the grid of the projections; frames are
+        ``(H // binning, W // binning)``.
     flux
-        Open-beam counts per pixel per second at the flat-field maximum. The
-        camera saturates at 65535 counts.
+        Open-beam counts per sensor pixel per second at the flat-field maximum (a
+        binned pixel collects ``binning**2`` times as many). The camera saturates at
+        65535 counts per frame pixel, binned or not.
     dark_current, read_noise
-        Dark counts per second and Gaussian read noise (counts).
+        Dark counts per second and Gaussian read noise (counts), per frame pixel
+        (binned pixels are read once).
     mu
         Attenuation per voxel for phantom value 1.0; default: the sample's
         thickest projection transmits 10 %.
@@ -98,6 +110,12 @@ def make_sim_txm(phantom: Phantom | str | None = None, *,
         devices (:mod:`lowdose_bluesky.devices.sim.async_devices`) with the same
         counting physics, connected on bluesky's event loop, so a ``RunEngine`` must
         exist first.
+    psf_sigma_px
+        Standard deviation, in sensor pixels, of the Gaussian blur (0: none); a finite
+        number >= 0.
+    binning
+        Sensor pixels summed per frame pixel along each axis (1: none); an integer
+        >= 1 dividing both sides of ``detector_shape``.
 
     Returns
     -------
@@ -128,6 +146,7 @@ def make_sim_txm(phantom: Phantom | str | None = None, *,
     for label, value in (("dark_current", dark_current), ("read_noise", read_noise)):
         if not np.isfinite(value) or value < 0:
             raise ValueError(f"{label} must be >= 0, got {value!r}")
+    psf_sigma_px, binning = check_image_formation(psf_sigma_px, binning, (h, w))
     if phantom is None:
         phantom = spheres_in_cube((h, w), seed=seed)
     elif isinstance(phantom, str):
@@ -148,9 +167,10 @@ def make_sim_txm(phantom: Phantom | str | None = None, *,
         from .async_devices import build_async_devices
 
         devices = build_async_devices(
-            phantom, frame_shape=(h, w), flux=flux, dark_current=dark_current,
+            phantom, sensor_shape=(h, w), flux=flux, dark_current=dark_current,
             read_noise=read_noise, mu=mu, pixel_size=pixel_size, seed=seed,
-            data_dir=data_path, realistic_timing=realistic_timing, detector_name=detector_name)
+            data_dir=data_path, realistic_timing=realistic_timing, detector_name=detector_name,
+            psf_sigma_px=psf_sigma_px, binning=binning)
         return SimTXM(detector=devices["detector"], rotation=devices["rotation"],
                       sample_x=devices["sample_x"], shutter=devices["shutter"],
                       phantom_model=phantom, optics=devices["optics"],
@@ -160,8 +180,9 @@ def make_sim_txm(phantom: Phantom | str | None = None, *,
     sample_x = SynAxis(name="sample_x", labels={"motors"})
     shutter = SimShutter(name="shutter", labels={"shutters"})
     optics = SimOptics(phantom, rotation, sample_x, shutter, mu=mu, pixel_size=pixel_size)
-    detector = SimCamera(name=detector_name, optics=optics, frame_shape=(h, w), flux=flux,
+    detector = SimCamera(name=detector_name, optics=optics, sensor_shape=(h, w), flux=flux,
                          dark_current=dark_current, read_noise=read_noise, data_dir=data_path,
-                         realistic_timing=realistic_timing, seed=seed, labels={"detectors"})
+                         realistic_timing=realistic_timing, seed=seed,
+                         psf_sigma_px=psf_sigma_px, binning=binning, labels={"detectors"})
     return SimTXM(detector=detector, rotation=rotation, sample_x=sample_x, shutter=shutter,
                   phantom_model=phantom, optics=optics, data_dir=data_path.resolve())

@@ -39,7 +39,8 @@ class SimTXMDetector(SimFileDetector):
         Rotation stage with ``position_at(t)`` (e.g. a
         :class:`~lowdose_bluesky.devices.sim.async_devices.SimAxis`).
     counting
-        Photon counting (frame shape, flux, noise, flat field, seed).
+        Photon counting (sensor and frame shapes, blur, binning, flux, noise, flat
+        field, seed).
     clock
         Time of the simulation (default: the rotation's clock, else a virtual one).
     data_dir
@@ -82,8 +83,23 @@ class SimTXMDetector(SimFileDetector):
 
     @property
     def frame_shape(self) -> tuple[int, int]:
-        """``(H, W)`` of a frame."""
+        """``(H, W)`` of a frame: the sensor's shape divided by :attr:`binning`."""
         return self.counting.frame_shape
+
+    @property
+    def sensor_shape(self) -> tuple[int, int]:
+        """``(H, W)`` of the sensor, the grid of the projections and the flat field."""
+        return self.counting.sensor_shape
+
+    @property
+    def psf_sigma_px(self) -> float:
+        """Standard deviation (sensor pixels) of the Gaussian blur (0: none)."""
+        return self.counting.psf_sigma_px
+
+    @property
+    def binning(self) -> int:
+        """Sensor pixels summed per frame pixel along each axis."""
+        return self.counting.binning
 
     @property
     def rotation(self) -> Any:
@@ -97,12 +113,12 @@ class SimTXMDetector(SimFileDetector):
 
     @property
     def flux(self) -> float:
-        """Open-beam counts per pixel per second at the flat-field maximum."""
+        """Open-beam counts per sensor pixel per second at the flat-field maximum."""
         return self.counting.flux
 
     @property
     def dark_current(self) -> float:
-        """Dark counts per pixel per second."""
+        """Dark counts per frame pixel per second."""
         return self.counting.dark_current
 
     @property
@@ -117,7 +133,7 @@ class SimTXMDetector(SimFileDetector):
 
     @property
     def flat_field(self) -> np.ndarray:
-        """Beam profile ``(H, W)`` (``float32``)."""
+        """Beam profile ``(H, W)`` on the sensor grid (``float32``)."""
         return self.counting.flat_field
 
     def start_metadata(self) -> dict[str, Any]:

@@ -35,14 +35,15 @@ def require_bluesky_loop() -> None:
         "call make_sim_txm(..., flavour='ophyd-async')")
 
 
-def build_async_devices(phantom: Phantom, *, frame_shape: tuple[int, int], flux: float,
+def build_async_devices(phantom: Phantom, *, sensor_shape: tuple[int, int], flux: float,
                         dark_current: float, read_noise: float, mu: float, pixel_size: float,
                         seed: int | None, data_dir: Path, realistic_timing: bool,
-                        detector_name: str) -> dict[str, Any]:
+                        detector_name: str, psf_sigma_px: float = 0.0,
+                        binning: int = 1) -> dict[str, Any]:
     """The ophyd-async devices of a simulated TXM, named and connected.
 
     Parameters are those of :func:`~lowdose_bluesky.devices.sim.make_sim_txm`
-    (already checked), ``frame_shape`` being its ``detector_shape``.
+    (already checked), ``sensor_shape`` being its ``detector_shape``.
 
     Returns
     -------
@@ -51,8 +52,9 @@ def build_async_devices(phantom: Phantom, *, frame_shape: tuple[int, int], flux:
     """
     require_bluesky_loop()
     clock = SimClock(realistic_timing=realistic_timing)
-    counting = CountingModel(frame_shape, flux=flux, dark_current=dark_current,
-                             read_noise=read_noise, seed=seed, name=detector_name)
+    counting = CountingModel(sensor_shape, flux=flux, dark_current=dark_current,
+                             read_noise=read_noise, seed=seed, name=detector_name,
+                             psf_sigma_px=psf_sigma_px, binning=binning)
     with init_devices():
         rotation = SimAxis("rot", clock=clock, units="deg", velocity=30.0, max_velocity=90.0,
                            acceleration_time=0.1)

@@ -49,9 +49,10 @@ class SimTXMAcquireLogic(TaskAcquireLogic):
 class SimTXMDataLogic(FileDataLogic):
     """A new SWMR HDF5 file per stage, announced by StreamResource/StreamDatum documents.
 
-    Two resources: ``<name>`` (frames ``(H, W)`` ``uint16``, dataset
-    ``/entry/data/data``) and ``<name>-rotation`` (angle at mid-exposure, degrees,
-    dataset ``/entry/instrument/NDAttributes/rotation``). Only the frames are hinted.
+    Two resources: ``<name>`` (``uint16`` frames of the binned shape
+    ``counting.frame_shape``, dataset ``/entry/data/data``) and ``<name>-rotation``
+    (angle at mid-exposure, degrees, dataset ``/entry/instrument/NDAttributes/rotation``).
+    Only the frames are hinted.
 
     Parameters are those of :class:`FileDataLogic`.
     """
