@@ -97,3 +97,6 @@ register_recipe("tomography", "lowdose_bluesky.recipes.tomography:TomographyReci
 register_recipe("xrf", "lowdose_bluesky.recipes.xrf:XRFRecipe", ("lowdose_xrf_plan",))
 register_recipe("ptycho", "lowdose_bluesky.recipes.ptycho:PtychoRecipe",
                 ("lowdose_ptycho_plan",))
+register_recipe("knife_edge", "lowdose_bluesky.recipes.sr:KnifeEdgeRecipe", ("knife_edge_plan",))
+register_recipe("super_resolution", "lowdose_bluesky.recipes.sr:SRRecipe",
+                ("super_resolution_plan",))
