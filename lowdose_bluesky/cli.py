@@ -79,6 +79,13 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _positive_number(text: str) -> float:
+    value = _number(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _add_method_options(parser: argparse.ArgumentParser) -> None:
     """--method and --n2i-seconds (the analysis method and its self-supervised budget)."""
     from .recipes.tomography.methods import METHODS
@@ -271,6 +278,8 @@ def _demo(args: argparse.Namespace) -> int:
         return _demo_xrf(args)
     if args.modality == "ptycho":
         return _demo_ptycho(args)
+    if args.modality == "sr":
+        return _demo_sr(args)
     from .demo import DemoFailed, demo_table, run_demo
 
     try:
@@ -337,6 +346,30 @@ def _demo_ptycho(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_sr(args: argparse.Namespace) -> int:
+    from .demo import DemoFailed
+    from .demo_sr import run_sr_demo, sr_demo_table
+
+    try:
+        demo = run_sr_demo(args.data_dir, method=args.method, size=args.size,
+                           psf_sigma_px=args.psf_sigma, epochs=args.epochs,
+                           training_budget=args.training_budget, seed=args.seed,
+                           figure=args.figure,
+                           log=lambda line: print(line, file=sys.stderr, flush=True))
+    except DemoFailed as exc:
+        print(f"lowdose-bluesky: analysis failed: {exc}", file=sys.stderr)
+        return 1
+    print(sr_demo_table(demo))
+    print("Read the results back in Python:")
+    print("  from lowdose_bluesky import results")
+    print("  from lowdose_bluesky.storage import connect")
+    print(f"  client = connect(directory={str(demo.data_dir / 'tiled')!r}, "
+          f"readable_storage=[{str(demo.data_dir / 'frames')!r}])")
+    print(f"  results(client, {demo.run_uid!r}).super_resolved")
+    print(f"  results(client, {demo.calibration_run_uid!r}).psf_sigma_px")
+    return 0
+
+
 #: Modalities of ``demo`` and the defaults of the options they share or own; an option
 #: of one modality given with the other is refused (see :func:`_check_demo_args`).
 DEMO_DEFAULTS: dict[str, dict[str, object]] = {
@@ -345,6 +378,7 @@ DEMO_DEFAULTS: dict[str, dict[str, object]] = {
     "xrf": {"size": 64, "training_budget": 20.0, "method": "noise2noise", "fly": True,
             "dwell": 0.01, "dwell_ratio": 20.0},
     "ptycho": {"training_budget": 60.0, "method": "ptychonn"},
+    "sr": {"size": 256, "training_budget": 60.0, "method": "joint", "psf_sigma": 3.0},
 }
 
 
@@ -358,6 +392,10 @@ def _demo_methods(modality: str) -> tuple[str, ...]:
         from .demo_ptycho import PTYCHO_METHODS
 
         return PTYCHO_METHODS
+    if modality == "sr":
+        from .demo_sr import SR_METHODS
+
+        return SR_METHODS
     from .recipes.tomography.methods import METHODS as TOMO_METHODS
 
     return tuple(TOMO_METHODS)
@@ -381,6 +419,12 @@ def _check_demo_args(parser: argparse.ArgumentParser, args: argparse.Namespace) 
     for name, value in DEMO_DEFAULTS[modality].items():
         if not hasattr(args, name):
             setattr(args, name, value)
+    if modality == "sr" and args.blind:
+        parser.error("argument --blind: not with --modality sr (nothing is taken at a long "
+                     "exposure)")
+    if modality == "sr" and (args.size % 2 or args.size < 128):
+        parser.error(f"argument --size: with --modality sr the sensor size must be even (the "
+                     f"camera bins 2 x 2) and >= 128 (the resolution chart), got {args.size}")
     if modality == "ptycho" and args.blind:
         parser.error("argument --blind: not with --modality ptycho (the sparse field needs "
                      "the dense training field)")
@@ -576,15 +620,23 @@ def build_parser() -> argparse.ArgumentParser:
         "strip, then the rest at zero overlap) while LiveEnhancer reconstructs the strip with "
         "pty-chi, trains PtychoNN on it and stitches every sparse pattern's prediction; print "
         "phase SSIM/PSNR of both against the true object and write a figure. "
+        "With --modality sr: image a resolution chart on a simulated lens-coupled TXM whose "
+        "camera blurs (Gaussian PSF) and bins 2 x 2: knife_edge_plan on the chart's slanted "
+        "edge (the live engine fits the blur, measures the noise and trains the "
+        "super-resolution network), then super_resolution_plan (each radiograph "
+        "super-resolved x2 as it arrives); print the fitted sigma against the simulated one, "
+        "the smallest line pair resolved before and after, and write a figure. "
         "Ctrl-C aborts the scan (the run stays readable) and exits with status 130."))
     S = argparse.SUPPRESS  # modality-dependent defaults, filled in by _check_demo_args
     demo.add_argument("--modality", choices=tuple(DEMO_DEFAULTS), default="tomo",
                       help="tomo: tomography on a simulated TXM (default); xrf: low-dose "
                            "XRF element maps on a simulated microprobe; ptycho: PtychoNN on "
-                           "a sparse ptychography scan")
+                           "a sparse ptychography scan; sr: knife-edge calibration and live "
+                           "super-resolution of a resolution chart")
     demo.add_argument("--size", type=_positive_int(16), default=S,
-                      help="detector (tomo) or map (xrf) width and height in pixels, >= 16 "
-                           "(default 128; 64 with --modality xrf)")
+                      help="detector (tomo), map (xrf) or sensor (sr) width and height in "
+                           "pixels, >= 16 (default 128; 64 with --modality xrf; 256 with "
+                           "--modality sr, >= 128)")
     demo.add_argument("--projections", type=_positive_int(3), default=S,
                       help="tomo: short-exposure projections over 0..180 deg, >= 3 "
                            "(default 181)")
@@ -618,13 +670,16 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default) or, with --no-fly, step pixel by pixel")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.add_argument("--method", default=S, metavar="METHOD",
-                      help="ptycho: ptychonn (default) or phase-only; "
+                      help="ptycho: ptychonn (default) or phase-only; sr: joint (default: "
+                           "the network learns the measured noise too) or sr-only; "
                            "tomo: what the analysis learns from: auto (default: the "
                            "benchmark's best; noise2inverse on a blind run), supervised (the "
                            "paper's reference pairs), noise2inverse (blind, the whole "
                            "rotation) or hybrid; xrf: an enhancement method of the XRF recipe "
                            "(lowdose_bluesky.recipes.xrf.analysis.METHODS, e.g. none or "
                            "noise2noise, the default)")
+    demo.add_argument("--psf-sigma", type=_positive_number, default=S, metavar="PX",
+                      help="sr: the simulated camera's PSF sigma in sensor pixels (default 3)")
     demo.add_argument("--n2i-seconds", type=_positive_seconds, default=S,
                       help="tomo: Noise2Inverse training time after the scan (default 40)")
     demo.set_defaults(func=_demo, check=functools.partial(_check_demo_args, demo))

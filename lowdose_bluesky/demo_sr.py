@@ -41,6 +41,7 @@ class SRDemoResult:
     """What :func:`run_sr_demo` did, with the numbers of the printed table."""
 
     calibration_uid: str
+    calibration_run_uid: str
     run_uid: str
     result_uid: str
     data_dir: Path
@@ -202,7 +203,8 @@ def run_sr_demo(data_dir: str | Path, *, method: str = "joint", size: int = 256,
             live.close()
         close(client)
     return SRDemoResult(
-        calibration_uid=cal.uid, run_uid=run_uid, result_uid=result_uid, data_dir=root,
+        calibration_uid=cal.uid, calibration_run_uid=cal_run, run_uid=run_uid,
+        result_uid=result_uid, data_dir=root,
         figure=path, method=method, psf_sigma_px=cal.psf_sigma_px,
         sigma_true_px=binned_sigma(psf_sigma_px, binning),
         calibration=cal.metadata, scores=scores, metadata=res.metadata,

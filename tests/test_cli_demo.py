@@ -441,7 +441,19 @@ def test_xrf_demo_maps_enhances_scores_and_draws_a_png(tmp_path):
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--modality", "bogus"],
-     "argument --modality: invalid choice: 'bogus' (choose from 'tomo', 'xrf', 'ptycho')"),
+     "argument --modality: invalid choice: 'bogus' (choose from 'tomo', 'xrf', 'ptycho', "
+     "'sr')"),
+    (["--modality", "sr", "--blind"], "argument --blind: not with --modality sr"),
+    (["--modality", "sr", "--size", "129"], "argument --size: with --modality sr the sensor "
+                                            "size must be even (the camera bins 2 x 2) and "
+                                            ">= 128 (the resolution chart), got 129"),
+    (["--modality", "sr", "--size", "64"], "and >= 128 (the resolution chart), got 64"),
+    (["--modality", "sr", "--psf-sigma", "-1"],
+     "argument --psf-sigma: expected a positive number, got '-1'"),
+    (["--modality", "sr", "--method", "ptychonn"],
+     "argument --method: invalid choice for --modality sr: 'ptychonn'"),
+    (["--modality", "ptycho", "--psf-sigma", "2"],
+     "argument --psf-sigma: only with --modality sr, not with --modality ptycho"),
     (["--modality", "ptycho", "--blind"], "argument --blind: not with --modality ptycho"),
     (["--modality", "ptycho", "--method", "noise2noise"],
      "argument --method: invalid choice for --modality ptycho: 'noise2noise'"),
@@ -618,3 +630,40 @@ def test_ptycho_demo_options_reach_it(monkeypatch, tmp_path):
     rc, _, _ = run_cli(["demo", "--modality", "ptycho", "--method", "phase-only", "--data-dir",
                         data])
     assert seen["method"] == "phase-only"
+
+
+@pytest.mark.slow
+def test_sr_demo_end_to_end(tmp_path):
+    data = tmp_path / "data"
+    rc, out, err = run_cli(["demo", "--modality", "sr", "--size", "128", "--epochs", "2",
+                            "--training-budget", "5", "--data-dir", str(data)])
+    assert rc == 0, err
+    assert "knife edge: the chart's slanted edge" in err
+    fitted = table_value(out, "PSF sigma, knife edge (camera px)")
+    error = float(fitted.split(", ")[-1].rstrip(" %)"))
+    assert abs(error) < 5  # within 5 % of the simulated sigma
+    assert table_value(out, "smallest resolved bars, camera").endswith("sensor px")
+    figure = Path(table_value(out, "figure"))
+    assert figure.is_file() and figure.parent == data / "figures"
+    assert ").super_resolved" in out and ").psf_sigma_px" in out
+
+
+def test_sr_demo_options_reach_it(monkeypatch, tmp_path):
+    import lowdose_bluesky.demo as demo_module
+    import lowdose_bluesky.demo_sr as sr_module
+
+    seen = {}
+
+    def fake(data_dir, **options):
+        seen.update(options)
+        raise demo_module.DemoFailed("stopped by the test")
+
+    monkeypatch.setattr(sr_module, "run_sr_demo", fake)
+    data = str(tmp_path / "data")
+    rc, _, err = run_cli(["demo", "--modality", "sr", "--data-dir", data])
+    assert rc == 1 and "analysis failed: stopped by the test" in err
+    assert (seen["method"], seen["size"], seen["psf_sigma_px"], seen["training_budget"]) == (
+        "joint", 256, 3.0, 60.0)
+    run_cli(["demo", "--modality", "sr", "--method", "sr-only", "--psf-sigma", "2.5",
+             "--data-dir", data])
+    assert (seen["method"], seen["psf_sigma_px"]) == ("sr-only", 2.5)
