@@ -31,12 +31,14 @@ from .ptychonn import PtychoNN, PtychoNNModel, normalise_patterns, train_ptychon
 from .runtime import set_cpu_threads
 from .training import fine_tune, train_enhancer
 from .unet import UNet
+from .vdsr import VDSR, SRModel, train_vdsr
 from .yang2018 import Yang2018Net
 
 __all__ = [
     "ARCHS",
     "FORMAT_VERSION",
     "LOSSES",
+    "VDSR",
     "Enhancer",
     "Noise2InverseConfig",
     "Noise2InverseDenoiser",
@@ -44,6 +46,7 @@ __all__ = [
     "PatchLayout",
     "PtychoNN",
     "PtychoNNModel",
+    "SRModel",
     "UNet",
     "Yang2018Net",
     "blend_patches",
@@ -59,5 +62,6 @@ __all__ = [
     "train_enhancer",
     "train_noise2inverse",
     "train_ptychonn",
+    "train_vdsr",
     "window_sum",
 ]
