@@ -219,7 +219,9 @@ def main() -> None:
     lines += ["", f"### Resolution chart (sigma {SIGMA:g} sensor px, binning {BINNING}, "
               f"fitted {cal['fit']:.3f} camera px; noise {cal['noise']:.3f})", "",
               "Contrast of the vertical / horizontal bar groups (1 = full modulation); "
-              "resolved: >= 0.264 (Rayleigh) with every coarser group.", "",
+              "resolved: >= 0.264 (Rayleigh) with every coarser group. A contrast well above 1 "
+              "or below 0 is amplified noise or ringing, not resolution: read the smallest "
+              "resolved group together with those and the chart SSIM.", "",
               "| method | " + " | ".join(f"{w:g} px" for w in widths)
               + " | smallest resolved (sensor px) | chart SSIM / PSNR |",
               "| --- | " + " | ".join("---:" for _ in widths) + " | ---: | ---: |"]

@@ -87,6 +87,10 @@ PLAN: dict[str, tuple[str, object]] = {
         ("imports", "tests/callbacks/test_ptycho_live.py"),
     "lowdose-bluesky demo --modality ptycho  # --method ptychonn|phase-only --epochs 30 "
     "--training-budget 60": ("cli", "tests/test_cli_demo.py::test_ptycho_demo_end_to_end"),
+    "from lowdose_bluesky.plans import knife_edge_plan, super_resolution_plan":
+        ("imports", "tests/callbacks/test_sr_live.py"),
+    "lowdose-bluesky demo --modality sr  # --psf-sigma 3 --method joint|sr-only "
+    "--training-budget 60": ("cli", "tests/test_cli_demo.py::test_sr_demo_end_to_end"),
     "from lowdose_bluesky.engine import register_recipe":
         ("imports", "tests/engine/test_recipes.py"),
     "from tiled.queries import Key": ("run", None),
