@@ -213,9 +213,11 @@ def test_ctrl_c_during_the_scan_aborts_the_run_and_keeps_it(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_during_the_analysis_stops_training_and_keeps_the_run(tmp_path):
     data = tmp_path / "data"
-    proc = _start_demo(["--size", "96", "--projections", "5", "--epochs", "10000",
+    # larger frames: slower epochs, so early stopping cannot end training before the
+    # interrupt even when a loaded machine stretches the scan
+    proc = _start_demo(["--size", "128", "--projections", "5", "--epochs", "10000",
                         "--training-budget", "none", "--method", "supervised"], data)
-    out, err = _interrupt_after(proc, "waiting for the analysis", delay=2.0)
+    out, err = _interrupt_after(proc, "waiting for the analysis", delay=0.5)
     assert proc.returncode == 130, err
     match = re.search(r"lowdose-bluesky: interrupted: analysis interrupted; the complete run "
                       r"([0-9a-f-]{36})( and result ([0-9a-f-]{36}) \(training stopped early\))?"
@@ -226,7 +228,7 @@ def test_ctrl_c_during_the_analysis_stops_training_and_keeps_the_run(tmp_path):
     try:
         run = client[RAW][match.group(1)]
         assert run.metadata["stop"]["exit_status"] == "success"
-        assert run["primary"]["det_image"].read().shape == (5, 96, 96)
+        assert run["primary"]["det_image"].read().shape == (5, 128, 128)
         assert match.group(3), "the analysis did not store its result within the wait"
         res = results(client, match.group(1))
         assert res.uid == match.group(3)
