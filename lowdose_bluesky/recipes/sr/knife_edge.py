@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ...chart_phantoms import chart_layout
 from ...engine import AnalysisOutput, FrameRef, RunContext, read_frames
 from ...sr import MIN_NOISE_PIXELS, background_noise, knife_edge_sigma, sensor_sigma
 from .frames import Normaliser
@@ -35,28 +36,23 @@ def check_knife_edge_start(start: dict[str, Any]) -> None:
         raise ValueError(f"run {start.get('uid')}: the knife_edge section lacks {missing}")
 
 
-def _frame_roi(roi: Any, binning: int) -> tuple[int, int, int, int] | None:
-    """A sensor-pixel ROI ``[r0, r1, c0, c1]`` in camera pixels, rounded inward."""
-    if roi is None:
-        return None
-    r0, r1, c0, c1 = (float(v) for v in roi)
-    return (math.ceil(r0 / binning), math.floor(r1 / binning),
-            math.ceil(c0 / binning), math.floor(c1 / binning))
-
-
 def sample_regions(start: dict[str, Any]) -> dict[str, tuple[int, int, int, int] | None]:
     """Edge and background regions in camera pixels where the run's sample says them.
 
     The plan's ``edge_roi`` first; else the layout a simulated resolution chart records
-    (``simulation.phantom.chart``, in sensor pixels, scaled by the binning); else None.
+    (``simulation.phantom``, in sensor pixels, scaled by the binning); else None.
     """
     ke = start.get("knife_edge") or {}
-    binning = int(ke.get("binning") or 1)
-    chart = (((start.get("simulation") or {}).get("phantom") or {}).get("chart") or {})
+    phantom = (start.get("simulation") or {}).get("phantom") or {}
+    layout = (chart_layout(phantom).scaled(int(ke.get("binning") or 1))
+              if phantom.get("chart") else None)
     edge = ke.get("edge_roi")
-    edge = tuple(int(v) for v in edge) if edge is not None else _frame_roi(
-        (chart.get("edge") or {}).get("roi"), binning)
-    return {"edge": edge, "background": _frame_roi(chart.get("background"), binning)}
+    if edge is not None:
+        edge = tuple(int(v) for v in edge)
+    elif layout is not None:
+        edge = tuple(layout.edge_roi)
+    return {"edge": edge,
+            "background": None if layout is None else tuple(layout.background)}
 
 
 def flat_noise(flats: list[np.ndarray], dark: np.ndarray | float) -> float:
