@@ -90,6 +90,25 @@ def _positive(name: str, value: Any) -> float:
     return out
 
 
+def check_darks_flats(num_darks: int, num_flats: int, flat_offset: Any, *,
+                      has_shutter: bool, moved: str) -> float:
+    """``flat_offset`` as a float, after checking the darks and flats can be taken.
+
+    ``moved`` names what the flat offset takes out of the field (``"the edge"``).
+    """
+    try:
+        flat_offset = float(flat_offset)
+    except (TypeError, ValueError):
+        raise ValueError(f"flat_offset must be a number, got {flat_offset!r}") from None
+    if num_flats and (not np.isfinite(flat_offset) or flat_offset == 0):
+        raise ValueError(f"flat_offset must be a non-zero finite move that takes {moved} out "
+                         f"of the field for the flats, got {flat_offset!r}")
+    if num_darks and not has_shutter:
+        raise ValueError(f"num_darks={num_darks} darks requested but no shutter was given: "
+                         "give shutter= or num_darks=0")
+    return flat_offset
+
+
 def validate_knife_edge(*, steps: Any, frames_per_step: Any, exposure: Any, pixel_size: Any,
                         num_darks: Any, num_flats: Any, flat_offset: Any, edge_roi: Any,
                         frame_shape: list[int] | None, has_shutter: bool
@@ -104,16 +123,8 @@ def validate_knife_edge(*, steps: Any, frames_per_step: Any, exposure: Any, pixe
         raise ValueError("pixel_size is None and the detector does not say its pixel size at "
                          "the sample: give pixel_size= (stage units per camera pixel)")
     pixel_size = _positive("pixel_size", pixel_size)
-    try:
-        flat_offset = float(flat_offset)
-    except (TypeError, ValueError):
-        raise ValueError(f"flat_offset must be a number, got {flat_offset!r}") from None
-    if num_flats and (not np.isfinite(flat_offset) or flat_offset == 0):
-        raise ValueError(f"flat_offset must be a non-zero finite move that takes the edge out "
-                         f"of the field for the flats, got {flat_offset!r}")
-    if num_darks and not has_shutter:
-        raise ValueError(f"num_darks={num_darks} darks requested but no shutter was given: "
-                         "give shutter= or num_darks=0")
+    flat_offset = check_darks_flats(num_darks, num_flats, flat_offset,
+                                    has_shutter=has_shutter, moved="the edge")
     roi = None
     if edge_roi is not None:
         try:

@@ -18,7 +18,7 @@ import numpy as np
 from bluesky.protocols import Movable, Readable
 from bluesky.utils import MsgGenerator
 
-from .calibration import _count, _positive
+from .calibration import _count, _positive, check_darks_flats
 from .detectors import OPHYD_ASYNC, DetectorSetup, _trigger_info, detector_setup
 from .series import run_series
 from .stage_scan import with_detector_metadata
@@ -98,19 +98,11 @@ def validate_sr_scan(*, exposure: Any, num_frames: Any, start: Any, stop: Any,
         if step < ANGLE_TOLERANCE_DEG:
             raise ValueError(f"the angular step {step:.3g} deg is below "
                              f"{ANGLE_TOLERANCE_DEG} deg")
-    try:
-        flat_offset = float(flat_offset)
-    except (TypeError, ValueError):
-        raise ValueError(f"flat_offset must be a number, got {flat_offset!r}") from None
     if num_flats and not has_sample_stage:
         raise ValueError(f"num_flats={num_flats} flats requested but no sample_x stage was "
                          "given: give sample_x= or num_flats=0")
-    if num_flats and (not np.isfinite(flat_offset) or flat_offset == 0):
-        raise ValueError(f"flat_offset must be a non-zero finite move that takes the sample "
-                         f"out of the field, got {flat_offset!r}")
-    if num_darks and not has_shutter:
-        raise ValueError(f"num_darks={num_darks} darks requested but no shutter was given: "
-                         "give shutter= or num_darks=0")
+    flat_offset = check_darks_flats(num_darks, num_flats, flat_offset,
+                                    has_shutter=has_shutter, moved="the sample")
     if not has_rotation and not has_sample_stage:
         raise ValueError("give a rotation or a sample_x stage: one of them is read with "
                          "every frame")
