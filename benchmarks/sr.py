@@ -48,6 +48,7 @@ from lowdose_bluesky.demo_sr import chart_scores
 from lowdose_bluesky.devices.sim import make_sim_txm
 from lowdose_bluesky.devices.sim.counting import transmission
 from lowdose_bluesky.plans import knife_edge_plan, super_resolution_plan
+from lowdose_bluesky.recipes.sr.frames import Normaliser
 from lowdose_bluesky.recipes.sr.knife_edge import sample_regions
 from lowdose_bluesky.recipes.sr.training import train_for_camera
 from lowdose_bluesky.sr import (
@@ -91,9 +92,11 @@ def acquire(txm: Any, plan: Any) -> tuple[dict[str, Any], dict[str, list], dict[
 
 def normalised(frames: dict[str, list]) -> np.ndarray:
     """Primary frames over the flats (darks subtracted where taken)."""
-    flat = np.mean(frames["flat"], 0)
-    dark = np.mean(frames["dark"], 0) if "dark" in frames else np.zeros_like(flat)
-    return (np.stack(frames["primary"]) - dark) / np.maximum(flat - dark, 1.0)
+    normaliser = Normaliser()
+    for stream in ("dark", "flat"):
+        for frame in frames.get(stream, []):
+            normaliser.add(stream, frame)
+    return normaliser.transmission(np.stack(frames["primary"]))
 
 
 def calibrate(sigma: float, binning: int, seed: int) -> dict[str, Any]:

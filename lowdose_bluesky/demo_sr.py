@@ -25,6 +25,7 @@ from .demo import DemoFailed, _AbortOnSigint, demo_dirs, run_and_wait
 from .devices.sim import make_sim_txm
 from .devices.sim.counting import transmission
 from .plans import knife_edge_plan, super_resolution_plan
+from .recipes.sr.frames import Normaliser
 from .report import format_table
 from .sr import binned_sigma, chart_contrasts, smallest_resolved
 from .storage import close, connect, results, subscribe_writer
@@ -221,8 +222,11 @@ def _raw_transmission(client: Any, run_uid: str) -> np.ndarray:
     def frames(stream: str) -> np.ndarray:
         return np.asarray(run[stream][key].read(), np.float32)
 
-    flat, dark = frames("flat").mean(0), frames("dark").mean(0)
-    return (frames("primary")[0] - dark) / np.maximum(flat - dark, 1.0)
+    normaliser = Normaliser()
+    for stream in ("dark", "flat"):
+        for frame in frames(stream):
+            normaliser.add(stream, frame)
+    return normaliser.transmission(frames("primary")[0])
 
 
 def save_sr_figure(path: Path, truth: np.ndarray, bicubic: np.ndarray, network: np.ndarray,
