@@ -18,7 +18,8 @@ from lowdose_bluesky.ptycho.objects import check_object
 from lowdose_bluesky.ptycho.positions import check_positions, window_corners
 from lowdose_bluesky.ptycho.probe import check_probe
 
-__all__ = ["diffraction_patterns", "exit_waves", "expected_intensity", "object_windows"]
+__all__ = ["diffraction_patterns", "exit_waves", "expected_intensity", "object_windows",
+           "window_intensity"]
 
 _CHUNK = 256  # patterns computed at a time, to bound the memory of the complex stack
 
@@ -96,14 +97,23 @@ def expected_intensity(obj: ArrayLike, probe: ArrayLike, positions: ArrayLike,
     p = np.asarray(probe)
     p = check_probe(p, p.shape)
     points = check_positions(positions, o.shape, p.shape)
-    p = p / np.sqrt(np.sum(np.abs(p) ** 2))
     corners = window_corners(points)
     out = np.empty((len(points), *p.shape), dtype=np.float64)
     for start in range(0, len(points), _CHUNK):
-        psi = p[None] * _windows(o, corners[start:start + _CHUNK], p.shape)
-        far = np.fft.fftshift(np.fft.fft2(psi, norm="ortho"), axes=(-2, -1))
-        out[start:start + _CHUNK] = scale * (far.real**2 + far.imag**2)
+        out[start:start + _CHUNK] = window_intensity(
+            _windows(o, corners[start:start + _CHUNK], p.shape), p, scale)
     return out
+
+
+def window_intensity(windows: np.ndarray, probe: np.ndarray, photons: float) -> np.ndarray:
+    """Noise-free far-field intensities of object patches ``(N, h, w)`` under ``probe``.
+
+    The probe is normalised to unit energy, so that a clear patch gives ``photons``
+    counts in all; no checks (callers validate).
+    """
+    p = probe / np.sqrt(np.sum(np.abs(probe) ** 2))
+    far = np.fft.fftshift(np.fft.fft2(p[None] * windows, norm="ortho"), axes=(-2, -1))
+    return photons * (far.real**2 + far.imag**2)
 
 
 def diffraction_patterns(obj: ArrayLike, probe: ArrayLike, positions: ArrayLike,

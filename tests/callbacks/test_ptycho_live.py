@@ -16,16 +16,17 @@ from lowdose_bluesky.storage import subscribe_writer
 # a 96 x 96 object, 32 x 32 patterns (a probe 0.6 um across), 0.05 um pixels
 SMALL = {"field": (0.0, 0.0, 3.2, 3.2), "train_field": (0.0, 0.0, 0.8, 3.2),
          "train_step": 0.2, "sparse_step": 0.6, "exposure": 0.1}
-FAST = {"iterative_epochs": 10, "epochs": 3, "max_seconds": 10.0}
+FAST = {"iterative_epochs": 10, "epochs": 3, "max_seconds": 10.0, "synthetic_pairs": 2000}
 
 
-def test_scan_is_stitched_live_and_stored(tiled_client, frames_root):
+@pytest.mark.parametrize("model", ["linear", "ptychonn"])
+def test_scan_is_stitched_live_and_stored(tiled_client, frames_root, model):
     RE = RunEngine({}, call_returns_result=False)
     subscribe_writer(RE, tiled_client, batch_size=10)
     sim = make_sim_ptycho(make_object((96, 96), seed=3), pattern_shape=(32, 32), seed=3,
-                          data_dir=frames_root / "ptycho-live")
+                          data_dir=frames_root / f"ptycho-live-{model}")
     live = LiveEnhancer(tiled_client, process=False, progress=False,
-                        recipe_options={"ptycho": FAST})
+                        recipe_options={"ptycho": {**FAST, "model": model}})
     RE.subscribe(live)
     (uid,) = RE(lowdose_ptycho_plan(**sim.devices, **SMALL))
     live.wait(timeout=300)
@@ -45,6 +46,10 @@ def test_scan_is_stitched_live_and_stored(tiled_client, frames_root):
     assert dense[20:70, 16:30].all() and not dense[:, -10:].any()
     assert md["iterative"]["library"] == "pty-chi" and md["timings"]["patterns_per_s"] > 0
     assert len(res.checkpoint) > 0
+    if model == "linear":  # fitted in a second; PtychoNN does not learn in 3 epochs
+        assert md["model"]["simulated_pairs"] == 2000 and md["model"]["measured_pairs"] == 85
+        correlation = np.corrcoef(res.phase[covered], np.angle(sim.obj)[covered])[0, 1]
+        assert correlation > 0.7
 
 
 def test_a_scan_without_training_field_uses_a_pretrained_model(tiled_client, frames_root):

@@ -22,6 +22,7 @@ import numpy as np
 from ...engine import AnalysisOutput, FrameRef, RunContext, read_frames
 from ...ptycho import Stitcher, object_windows, reconstruct
 from .labels import illumination, object_grid, reference_phase
+from .linear import clear_field_counts, fit_linear
 
 __all__ = ["PUBLISH_EVERY_S", "PtychoAnalysis", "check_ptycho_start"]
 
@@ -170,13 +171,20 @@ class PtychoAnalysis:
                               "epochs": s["iterative_epochs"]}
             if self._stop.is_set():
                 return
-            self.context.progress(stage="training PtychoNN")
             labels = object_windows(obj, corners, self.pattern_shape)
+            if s["model"] == "linear":
+                self.context.progress(stage="fitting the linear retrieval")
+                self.model, self.training_record = fit_linear(
+                    patterns, labels, obj, covered, self.probe, self._photons(patterns, labels),
+                    pairs=s["synthetic_pairs"], ridge=s["ridge"], seed=s["seed"])
+                self.context.progress(stage="inferring the sparse scan")
+                return
+            self.context.progress(stage="training PtychoNN")
             # a transmission function: the reconstruction's amplitude above 1 is noise
             amplitude, phase = np.clip(np.abs(labels), 0.0, 1.0), np.angle(labels)
             from ...model.ptychonn import train_ptychonn
 
-            if self.model is not None:
+            if self.model is not None and hasattr(self.model, "fine_tune"):
                 self.model.fine_tune(patterns, amplitude, phase,
                                      epochs=s["epochs"], max_seconds=s["max_seconds"])
                 self.training_record = {"fine_tuned": True, "patterns": len(patterns)}
@@ -190,6 +198,13 @@ class PtychoAnalysis:
             self.context.progress(stage="inferring the sparse scan")
         except BaseException as exc:  # re-raised by finish()
             self._error = exc
+
+    def _photons(self, patterns: np.ndarray, labels: np.ndarray) -> float:
+        """Counts of a clear pattern: the start document's, else estimated from the data."""
+        photons = self.ptycho.get("photons_per_pattern")
+        if photons:
+            return float(photons)
+        return clear_field_counts(patterns, labels, self.probe)
 
     # --------------------------------------------------------------- inference
     def _infer_pending(self) -> None:
