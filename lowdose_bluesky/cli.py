@@ -377,7 +377,7 @@ DEMO_DEFAULTS: dict[str, dict[str, object]] = {
              "projections": 181, "dose_ratio": 15.0, "n2i_seconds": 40.0},
     "xrf": {"size": 64, "training_budget": 20.0, "method": "noise2noise", "fly": True,
             "dwell": 0.01, "dwell_ratio": 20.0},
-    "ptycho": {"training_budget": 60.0, "method": "ptychonn"},
+    "ptycho": {"training_budget": 60.0, "method": "linear"},
     "sr": {"size": 256, "training_budget": 60.0, "method": "joint", "psf_sigma": 3.0},
 }
 

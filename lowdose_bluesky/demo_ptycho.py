@@ -1,11 +1,11 @@
-"""The whole ptychography job on a simulated setup: scan, live PtychoNN, stitched phase.
+"""The whole ptychography job on a simulated setup: scan, live learned model, stitched phase.
 
 :func:`run_ptycho_demo` builds a simulated ptychography setup, runs
 :func:`~lowdose_bluesky.plans.lowdose_ptycho_plan` (a dense training strip, then the rest of
 the field at zero overlap) in a :class:`bluesky.RunEngine` with the ``TiledWriter`` and a
 :class:`~lowdose_bluesky.callbacks.LiveEnhancer` subscribed, waits for the result, reads it
 back from Tiled and scores the phase images against the true object: pty-chi on the dense
-field, PtychoNN on the sparse field. Ctrl-C behaves as in the tomography demo.
+field, the learned model on the sparse field. Ctrl-C behaves as in the tomography demo.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from .storage import RAW, close, connect, results, subscribe_writer
 
 __all__ = ["PTYCHO_METHODS", "PtychoDemoResult", "ptycho_demo_table", "run_ptycho_demo"]
 
-#: Networks of the demo: PtychoNN (amplitude and phase) or the phase-only variant.
-PTYCHO_METHODS = ("ptychonn", "phase-only")
+#: Learned models of the demo: the linear retrieval (the recipe's default), PtychoNN
+#: (amplitude and phase) or its phase-only variant.
+PTYCHO_METHODS = ("linear", "ptychonn", "phase-only")
 
 
 @dataclass(frozen=True)
@@ -52,18 +53,19 @@ class PtychoDemoResult:
     total_s: float
 
 
-def run_ptycho_demo(data_dir: str | Path, *, method: str = "ptychonn", epochs: int = 200,
+def run_ptycho_demo(data_dir: str | Path, *, method: str = "linear", epochs: int = 200,
                     training_budget: float | None = 60.0, seed: int = 0,
                     progress: bool = True, figure: str | Path | None = None,
                     log: Callable[[str], None] | None = None) -> PtychoDemoResult:
-    """Scan a simulated object, train PtychoNN on the dense strip, stitch the sparse field.
+    """Scan a simulated object, train a model on the dense strip, stitch the sparse field.
 
     Parameters
     ----------
     data_dir
         Patterns go to ``data_dir/frames`` (HDF5), the Tiled catalog to ``data_dir/tiled``.
     method
-        ``"ptychonn"`` (amplitude and phase) or ``"phase-only"``.
+        ``"linear"`` (the learned linear retrieval), ``"ptychonn"`` (amplitude and
+        phase) or ``"phase-only"``.
     epochs, training_budget
         Training of the network: at most ``epochs``, stopped after ``training_budget``
         seconds (``None``: epochs only).
@@ -113,7 +115,8 @@ def run_ptycho_demo(data_dir: str | Path, *, method: str = "ptychonn", epochs: i
         subscribe_writer(RE, client)
         live = LiveEnhancer(client, process=False, progress=False, recipe_options={
             "ptycho": {"epochs": epochs, "max_seconds": training_budget, "seed": seed,
-                       "phase_only": method == "phase-only"}})
+                       "phase_only": method == "phase-only",
+                       "model": "linear" if method == "linear" else "ptychonn"}})
         RE.subscribe(clock)
         RE.subscribe(live)
 
@@ -125,7 +128,7 @@ def run_ptycho_demo(data_dir: str | Path, *, method: str = "ptychonn", epochs: i
         run_uid, result_uid, scan_s = run_and_wait(
             RE, plan, live, root=root, aborted=aborted,
             scanned=lambda seconds: say(f"scan done in {seconds:.1f} s; waiting for the "
-                                        "iterative labels and PtychoNN (Ctrl-C stops)"))
+                                        "iterative labels and the learned model (Ctrl-C stops)"))
         live.close()
         live = None
         say("reading the phase images back from Tiled, drawing the figure")
@@ -155,7 +158,7 @@ def run_ptycho_demo(data_dir: str | Path, *, method: str = "ptychonn", epochs: i
 def save_ptycho_figure(path: Path, truth: np.ndarray, iterative: np.ndarray,
                        network: np.ndarray, scores_i: dict[str, float],
                        scores_n: dict[str, float], md: dict[str, Any]) -> Path:
-    """Truth, pty-chi on the dense field and PtychoNN on the sparse field, side by side."""
+    """Truth, pty-chi on the dense field and the learned model on the sparse field."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -165,11 +168,14 @@ def save_ptycho_figure(path: Path, truth: np.ndarray, iterative: np.ndarray,
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
     lo, hi = float(np.min(truth)) - 0.2, float(np.max(truth)) + 0.2
     overlap = md.get("overlap", {})
+    model = md.get("model") or {}
+    label = ("linear retrieval" if model.get("model") == "linear" else
+             "PtychoNN phase-only" if model.get("phase_only") else "PtychoNN")
     panels = [
         (truth, "true phase"),
         (iterative, f"pty-chi, dense field (overlap {overlap.get('train') or 0:.2f})\n"
                     f"SSIM {scores_i['ssim']:.3f}"),
-        (network, f"PtychoNN, sparse field (overlap {overlap.get('sparse') or 0:.2f})\n"
+        (network, f"{label}, sparse field (overlap {overlap.get('sparse') or 0:.2f})\n"
                   f"SSIM {scores_n['ssim']:.3f}"),
     ]
     for ax, (image, title) in zip(axes, panels, strict=True):
@@ -197,8 +203,9 @@ def ptycho_demo_table(demo: PtychoDemoResult) -> str:
          f"{demo.network['ssim']:.3f} / {demo.network['psnr']:.1f} dB"),
         ("iterative reconstruction", f"{md.get('iterative', {}).get('seconds', 0):.1f} s "
                                      "(pty-chi LSQML)"),
-        ("network training", f"{model.get('seconds', 0):.1f} s, "
-                             f"{model.get('epochs', '?')} epochs"),
+        ("model training", f"{model.get('seconds', 0):.1f} s, "
+                           + (f"{model.get('pairs')} pairs (ridge fit)" if "pairs" in model
+                              else f"{model.get('epochs', '?')} epochs")),
         ("inference", f"{timings.get('patterns_per_s') or 0:.0f} patterns/s"),
         ("scan", f"{demo.scan_s:.1f} s"),
         ("total", f"{demo.total_s:.1f} s"),

@@ -612,6 +612,10 @@ def test_ptycho_demo_end_to_end(tmp_path):
     figure = Path(table_value(out, "figure"))
     assert figure.is_file() and figure.parent == data / "figures"
     assert ").phase   # .amplitude, .phase_iterative" in out
+    # the linear retrieval (the default) learns the sparse field's phase
+    ssim, _ = table_value(out, "phase SSIM / PSNR, linear sparse field").split(" / ")
+    assert float(ssim) > 0.2
+    assert table_value(out, "model training").endswith("pairs (ridge fit)")
 
 
 def test_ptycho_demo_options_reach_it(monkeypatch, tmp_path):
@@ -628,7 +632,7 @@ def test_ptycho_demo_options_reach_it(monkeypatch, tmp_path):
     data = str(tmp_path / "data")
     rc, _, err = run_cli(["demo", "--modality", "ptycho", "--data-dir", data])
     assert rc == 1 and "analysis failed: stopped by the test" in err
-    assert (seen["method"], seen["training_budget"], seen["epochs"]) == ("ptychonn", 60.0, 30)
+    assert (seen["method"], seen["training_budget"], seen["epochs"]) == ("linear", 60.0, 30)
     rc, _, _ = run_cli(["demo", "--modality", "ptycho", "--method", "phase-only", "--data-dir",
                         data])
     assert seen["method"] == "phase-only"
