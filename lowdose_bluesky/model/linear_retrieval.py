@@ -4,10 +4,11 @@ For a known probe and an object of moderate phase, the diffraction amplitude is 
 to a linear function of the object's phase and log-amplitude under the probe (the
 weak-object expansion of ``|F(P O)|``). :func:`fit_linear_retrieval` learns that map
 from example pairs by ridge regression (one linear solve): features are the amplitudes
-``sqrt(counts / scale)`` of every detector pixel, with one fixed ``scale`` (the mean
-total counts of the training patterns) rather than a per-pattern one, so that the
-transmitted intensity, which tells the absolute thickness under the beam, is kept;
-targets are the phase on the probe's support.
+``sqrt(counts / photons)`` of every detector pixel, divided by the dose (the counts of
+a clear pattern) rather than by each pattern's own total, so that the transmitted
+intensity, which tells the absolute thickness under the beam, is kept; targets are the
+phase on the probe's support. Patterns taken at another dose are predicted with that
+dose (``predict(..., photons=)``).
 
 It is the fast learned alternative to PtychoNN on a CPU: it fits in seconds on the
 dense field's patterns plus simulated ones
@@ -65,7 +66,8 @@ class LinearRetrievalModel:
     support
         Boolean ``(H, W)``: the ``K`` pixels predicted.
     scale
-        Counts that normalise every pattern (``sqrt(counts / scale)``).
+        The dose of the training patterns: counts of a clear pattern
+        (``sqrt(counts / scale)``), also used for patterns of unknown dose.
     history
         What fitted it (kept in checkpoints).
     """
@@ -102,16 +104,21 @@ class LinearRetrievalModel:
         return {"shape": list(self.shape), "support_pixels": int(self.support.sum()),
                 "scale": self.scale}
 
-    def features(self, patterns: np.ndarray) -> np.ndarray:
-        """``(N, H * W)`` float32 amplitudes ``sqrt(counts / scale)``."""
+    def features(self, patterns: np.ndarray, photons: float | None = None) -> np.ndarray:
+        """``(N, H * W)`` float32 amplitudes ``sqrt(counts / photons)``.
+
+        ``photons``: the dose of ``patterns`` (counts of a clear pattern); ``None``: the
+        training dose (:attr:`scale`).
+        """
         counts = _counts(patterns)
         if counts.shape[1:] != self.shape:
             raise ValueError(f"patterns must be {self.shape}; got {counts.shape[1:]}")
+        dose = self.scale if photons is None else check_positive_float(photons, "photons")
         flat = counts.reshape(len(counts), -1).astype(np.float32)
-        return np.sqrt(flat / np.float32(self.scale))
+        return np.sqrt(flat / np.float32(dose))
 
-    def predict(self, patterns: np.ndarray, batch_size: int = 4096
-                ) -> tuple[None, np.ndarray]:
+    def predict(self, patterns: np.ndarray, batch_size: int = 4096, *,
+                photons: float | None = None) -> tuple[None, np.ndarray]:
         """``(None, phase)``: the phase ``(N, H, W)`` float32, 0 off the probe support.
 
         Parameters
@@ -120,6 +127,9 @@ class LinearRetrievalModel:
             Counts ``(N, H, W)`` (or one ``(H, W)`` pattern, giving ``(H, W)``).
         batch_size
             Patterns per matrix product.
+        photons
+            Dose of ``patterns`` (counts of a clear pattern); ``None``: the same as the
+            training patterns'.
         """
         arr = np.asarray(patterns)
         single = arr.ndim == 2
@@ -127,7 +137,7 @@ class LinearRetrievalModel:
         check_positive_int(batch_size, "batch_size")
         out = np.zeros((len(stack), *self.shape), np.float32)
         for i in range(0, len(stack), batch_size):
-            x = self.features(stack[i:i + batch_size]) - self.feature_mean
+            x = self.features(stack[i:i + batch_size], photons) - self.feature_mean
             out[i:i + batch_size, self.support] = x @ self.weights + self.phase_mean
         return None, out[0] if single else out
 
@@ -183,8 +193,8 @@ def fit_linear_retrieval(patterns: np.ndarray, phase: np.ndarray, support: np.nd
     ridge
         Regularisation, relative to the mean eigenvalue of the features' covariance.
     scale
-        Counts normalising every pattern; default: the mean total counts of ``patterns``
-        (the dose per pattern, when the object absorbs little).
+        Dose of ``patterns``: counts of a clear pattern; default: their mean total
+        counts (the dose, when the object absorbs little).
     validation_fraction
         Fraction of pairs held out to report the validation error (then refitted on all).
     seed

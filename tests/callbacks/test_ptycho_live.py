@@ -62,14 +62,23 @@ def test_a_scan_without_training_field_uses_a_pretrained_model(tiled_client, fra
     RE.subscribe(live)
     RE(lowdose_ptycho_plan(**sim.devices, **SMALL))
     trained = live.wait(timeout=300)
-    (uid,) = RE(lowdose_ptycho_plan(**sim.devices, **{**SMALL, "train_field": None},
-                                    pretrained=trained))
+    # three times the training scan's exposure: the linear model reads it at its own dose
+    (uid,) = RE(lowdose_ptycho_plan(**sim.devices, **{**SMALL, "train_field": None,
+                                                      "exposure": 0.3}, pretrained=trained))
     live.wait(timeout=300)
     live.close()
     res = results(tiled_client, uid)
     assert res.status == "complete" and res.metadata["pretrained"] == trained
     assert res.metadata["patterns"] == {"train": 0, "sparse": 6 * 6}
-    assert 0.15 < np.isfinite(res.phase).mean() < 0.9
+    covered = np.isfinite(res.phase)
+    assert 0.15 < covered.mean() < 0.9
+    assert np.corrcoef(res.phase[covered], np.angle(sim.obj)[covered])[0, 1] > 0.7
+    timings = res.metadata["timings"]
+    # every sparse pattern reached Tiled in a stitched image, and its lag was timed
+    assert timings["patterns_with_model_ready"] + timings["patterns_waited_for_model"] == 36
+    lags = [timings["in_tiled_after_pattern_max_s"],
+            timings["in_tiled_after_waiting_for_the_model_max_s"]]
+    assert max(lag for lag in lags if lag is not None) > 0
     with pytest.raises(KeyError):
         res.phase_iterative  # noqa: B018
 

@@ -93,3 +93,22 @@ def test_patterns_of_another_shape_are_refused(fitted):
     model, _ = fitted
     with pytest.raises(ValueError, match=r"patterns must be \(32, 32\)"):
         model.predict(np.ones((2, 64, 64)))
+
+
+def test_patterns_at_another_dose_are_predicted_with_their_dose():
+    obj = test_object((120, 120), seed=5)
+    covered = np.ones((120, 60), bool)
+    train = synthetic_pairs(obj[:, :60], covered, PROBE, 1e5, 3000, rng=0)
+    model, _ = fit_linear_retrieval(train.patterns, np.angle(train.windows), SUPPORT,
+                                    scale=1e5)
+    brighter = synthetic_pairs(obj[:, 60:], covered, PROBE, 5e5, 200, rng=1)
+    truth = np.angle(brighter.windows)[:, SUPPORT]
+
+    def error(**kwargs):
+        return np.abs(model.predict(brighter.patterns, **kwargs)[1][:, SUPPORT] - truth).mean()
+
+    # told the dose, the 5x brighter patterns are read as well as the training ones are;
+    # read at the training dose, every amplitude looks sqrt(5) x too large
+    assert error(photons=5e5) < 0.5 * error()
+    with pytest.raises(ValueError, match="photons"):
+        model.predict(brighter.patterns, photons=0)

@@ -110,7 +110,15 @@ class PtychoAnalysis:
         self._stop = threading.Event()
         self._last_publish = 0.0
         self._unpublished = False
+        #: when each inferred pattern not yet in Tiled reached the RunEngine side
+        self._waiting: list[float] = []
+        #: seconds from each pattern's event to the stitched image holding it in Tiled,
+        #: for patterns that arrived with a model ready, and for those that waited for one
         self.latency: list[float] = []
+        self.latency_waited: list[float] = []
+        # a pretrained model is ready at once unless a training field will fine-tune it
+        self._model_ready: float | None = (time.monotonic() if self.model is not None
+                                           and not self.n_train else None)
         self.inference_s = 0.0
         self.inferred = 0
         self.t0 = time.monotonic()
@@ -177,6 +185,7 @@ class PtychoAnalysis:
                 self.model, self.training_record = fit_linear(
                     patterns, labels, obj, covered, self.probe, self._photons(patterns, labels),
                     pairs=s["synthetic_pairs"], ridge=s["ridge"], seed=s["seed"])
+                self._model_ready = time.monotonic()
                 self.context.progress(stage="inferring the sparse scan")
                 return
             self.context.progress(stage="training PtychoNN")
@@ -195,6 +204,7 @@ class PtychoAnalysis:
                     device=s["device"], stop_requested=self._stop.is_set)
                 self.training_record = record
                 self.model = model
+            self._model_ready = time.monotonic()
             self.context.progress(stage="inferring the sparse scan")
         except BaseException as exc:  # re-raised by finish()
             self._error = exc
@@ -215,24 +225,36 @@ class PtychoAnalysis:
             return
         batch, self._pending = self._pending, []
         t = time.monotonic()
-        amplitude, phase = model.predict(np.stack([p for p, _, _ in batch]))
+        stack = np.stack([p for p, _, _ in batch])
+        from ...model.linear_retrieval import LinearRetrievalModel
+
+        if isinstance(model, LinearRetrievalModel):  # dose-aware: the run's dose if known
+            amplitude, phase = model.predict(stack, photons=self.ptycho.get(
+                "photons_per_pattern"))
+        else:
+            amplitude, phase = model.predict(stack)
         if amplitude is None:
             amplitude = np.ones_like(phase)
         self.stitcher.add(amplitude, phase, np.asarray([c for _, c, _ in batch]))
         self.inference_s += time.monotonic() - t
         self.inferred += len(batch)
         self._unpublished = True
+        self._waiting.extend(received for _, _, received in batch)
         if time.monotonic() - self._last_publish >= PUBLISH_EVERY_S:
             self._publish()
-        done = time.monotonic()
-        self.latency.extend(done - received for _, _, received in batch)
 
     def _publish(self) -> None:
         _, phase = self.stitcher.image()
         self.context.publish("phase_live", 0, phase[None].astype(np.float32))
         self.context.progress(patterns_inferred=self.inferred, of=self.n_sparse)
-        self._last_publish = time.monotonic()
+        self._last_publish = done = time.monotonic()
         self._unpublished = False
+        if self._model_ready is None:
+            self._model_ready = done
+        for received in self._waiting:
+            (self.latency if received >= self._model_ready else self.latency_waited).append(
+                done - received)
+        self._waiting.clear()
 
     # ---------------------------------------------------------------- the end
     def finish(self, stop: dict[str, Any]) -> AnalysisOutput:
@@ -268,7 +290,14 @@ class PtychoAnalysis:
                 "inference_s": self.inference_s,
                 "patterns_per_s": (self.inferred / self.inference_s
                                    if self.inference_s else None),
-                "stitched_after_pattern_max_s": max(self.latency, default=None),
+                # from a pattern's event to the stitched image holding it in Tiled
+                "in_tiled_after_pattern_max_s": max(self.latency, default=None),
+                "in_tiled_after_pattern_median_s": (float(np.median(self.latency))
+                                                    if self.latency else None),
+                "patterns_with_model_ready": len(self.latency),
+                "patterns_waited_for_model": len(self.latency_waited),
+                "in_tiled_after_waiting_for_the_model_max_s": max(self.latency_waited,
+                                                                 default=None),
             },
         }
         if self.iterative is not None:

@@ -49,7 +49,7 @@ def fit_linear(patterns: np.ndarray, windows: np.ndarray, obj: np.ndarray, cover
         counts = np.concatenate([simulated.patterns, counts])
         labels = np.concatenate([simulated.windows, labels])
     model, record = fit_linear_retrieval(counts, np.angle(labels), support, ridge=ridge,
-                                         seed=seed)
+                                         scale=photons, seed=seed)
     record = {**record, "model": "linear", "measured_pairs": len(patterns),
               "simulated_pairs": int(pairs), "photons": photons}
     return model, record
