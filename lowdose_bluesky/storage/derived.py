@@ -179,6 +179,12 @@ class LowDoseResult:
         return self._array("phase_iterative")
 
     @property
+    def phase_refined(self) -> np.ndarray:
+        """Phase of the sparse field refined by pty-chi from the learned image ``(H, W)``
+        (NaN where no pattern reached; only with the recipe's ``refine_epochs``)."""
+        return self._array("phase_refined")
+
+    @property
     def super_resolved(self) -> np.ndarray:
         """Super-resolved frames ``(N, fH, fW)`` of a super-resolution run (while running:
         the frames done so far)."""

@@ -46,6 +46,8 @@ def test_scan_is_stitched_live_and_stored(tiled_client, frames_root, model):
     assert dense[20:70, 16:30].all() and not dense[:, -10:].any()
     assert md["iterative"]["library"] == "pty-chi" and md["timings"]["patterns_per_s"] > 0
     assert len(res.checkpoint) > 0
+    with pytest.raises(KeyError):
+        res.phase_refined  # noqa: B018  (refine_epochs=0 by default)
     if model == "linear":  # fitted in a second; PtychoNN does not learn in 3 epochs
         assert md["model"]["simulated_pairs"] == 2000 and md["model"]["measured_pairs"] == 85
         correlation = np.corrcoef(res.phase[covered], np.angle(sim.obj)[covered])[0, 1]
@@ -88,3 +90,26 @@ def test_a_scan_without_training_field_or_model_is_refused(RE, frames_root):
                           data_dir=frames_root / "ptycho-refused")
     with pytest.raises(ValueError, match="needs a pretrained model"):
         RE(lowdose_ptycho_plan(**sim.devices, **{**SMALL, "train_field": None}))
+
+
+def test_the_sparse_field_is_refined_from_the_learned_image(tiled_client, frames_root):
+    RE = RunEngine({}, call_returns_result=False)
+    subscribe_writer(RE, tiled_client, batch_size=10)
+    sim = make_sim_ptycho(make_object((96, 96), seed=3), pattern_shape=(32, 32), seed=3,
+                          data_dir=frames_root / "ptycho-refined")
+    live = LiveEnhancer(tiled_client, process=False, progress=False,
+                        recipe_options={"ptycho": {**FAST, "refine_epochs": 10}})
+    RE.subscribe(live)
+    (uid,) = RE(lowdose_ptycho_plan(**sim.devices, **SMALL))
+    live.wait(timeout=300)
+    live.close()
+    res = results(tiled_client, uid)
+    refined, learned = res.phase_refined, res.phase
+    np.testing.assert_array_equal(np.isfinite(refined), np.isfinite(learned))
+    assert res.metadata["refined"]["epochs"] == 10
+    assert res.metadata["refined"]["library"] == "pty-chi"
+    covered = np.isfinite(refined)
+    truth = np.angle(sim.obj)[covered]
+    # the refinement starts from the learned image and stays near it, not from scratch
+    assert np.corrcoef(refined[covered], learned[covered])[0, 1] > 0.7
+    assert np.corrcoef(refined[covered], truth)[0, 1] > 0.7

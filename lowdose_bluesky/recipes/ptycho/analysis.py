@@ -23,6 +23,7 @@ from ...engine import AnalysisOutput, FrameRef, RunContext, read_frames
 from ...ptycho import Stitcher, object_windows, reconstruct
 from .labels import illumination, object_grid, reference_phase
 from .linear import clear_field_counts, fit_linear
+from .refine import refine
 
 __all__ = ["PUBLISH_EVERY_S", "PtychoAnalysis", "check_ptycho_start"]
 
@@ -99,6 +100,7 @@ class PtychoAnalysis:
         self.train_patterns: list[np.ndarray] = []
         self.train_corners: list[tuple[float, float]] = []
         self.sparse_corners: list[tuple[float, float]] = []
+        self.sparse_patterns: list[np.ndarray] = []  # kept for the refinement only
         self._pending: list[tuple[np.ndarray, tuple[float, float], float]] = []
         self.stitcher = Stitcher(self.obj_shape, self.probe, threshold=COVERAGE_THRESHOLD)
         self.model: Any = None if pretrained is None else load_pretrained(pretrained)
@@ -140,6 +142,8 @@ class PtychoAnalysis:
             return
         self.sparse_corners.append(corner)
         self._pending.append((np.asarray(pattern, np.float32), corner, received))
+        if self.settings.get("refine_epochs"):
+            self.sparse_patterns.append(self._pending[-1][0])
         self._infer_pending()
 
     def idle(self) -> None:
@@ -300,6 +304,8 @@ class PtychoAnalysis:
                                                                  default=None),
             },
         }
+        if self.settings.get("refine_epochs") and self.sparse_patterns:
+            self._refine(phase, amplitude, arrays, metadata)
         if self.iterative is not None:
             obj, covered = self.iterative["obj"], self.iterative["covered"]
             arrays["phase_iterative"] = np.where(covered, np.angle(obj), np.nan).astype(
@@ -315,3 +321,23 @@ class PtychoAnalysis:
                                  "phase_only": bool(getattr(self.model, "phase_only", False))}
             checkpoint = self.model.to_bytes()
         return AnalysisOutput(metadata, arrays, checkpoint)
+
+    def _refine(self, phase: np.ndarray, amplitude: np.ndarray, arrays: dict[str, np.ndarray],
+                metadata: dict[str, Any]) -> None:
+        """pty-chi on the sparse scan from the learned image: ``phase_refined``.
+
+        A failure is recorded, not raised: the learned image is stored either way.
+        """
+        self.context.progress(stage="refining the sparse field with pty-chi")
+        s = self.settings
+        try:
+            obj, record = refine(np.stack(self.sparse_patterns), np.asarray(self.sparse_corners),
+                                 self.probe, phase, amplitude, epochs=s["refine_epochs"],
+                                 algorithm=s["algorithm"], seed=s["seed"],
+                                 photons=self.ptycho.get("photons_per_pattern"))
+        except Exception as exc:
+            metadata["refined"] = {"error": f"{type(exc).__name__}: {exc}"}
+            return
+        stitched = np.isfinite(phase)
+        arrays["phase_refined"] = np.where(stitched, np.angle(obj), np.nan).astype(np.float32)
+        metadata["refined"] = {**record, "library": "pty-chi", "start": "the learned image"}

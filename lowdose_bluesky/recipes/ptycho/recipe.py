@@ -29,6 +29,10 @@ class PtychoRecipe:
         training than a CPU gives during a scan; see the README).
     synthetic_pairs, ridge
         The linear model's simulated training pairs and ridge strength.
+    refine_epochs
+        After the scan, run pty-chi (``algorithm``) for this many epochs on the sparse
+        patterns, started from the learned image, and store it as ``phase_refined``
+        (0: no refinement).
     algorithm
         pty-chi algorithm reconstructing the dense field (the labels): ``"lsqml"``
         (default), ``"epie"`` or ``"rpie"``.
@@ -51,13 +55,16 @@ class PtychoRecipe:
                  max_seconds: float | None = 30.0, phase_only: bool = False,
                  pretrained: str | None = None, seed: int = 0, device: str = "auto",
                  model: str = "linear", synthetic_pairs: int = 16000,
-                 ridge: float = 0.3) -> None:
+                 ridge: float = 0.3, refine_epochs: int = 0) -> None:
         if model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(map(repr, MODELS))}, got "
                              f"{model!r}")
         if isinstance(synthetic_pairs, bool) or not isinstance(synthetic_pairs, int) or \
                 synthetic_pairs < 0:
             raise ValueError(f"synthetic_pairs must be an integer >= 0, got {synthetic_pairs!r}")
+        if isinstance(refine_epochs, bool) or not isinstance(refine_epochs, int) or \
+                refine_epochs < 0:
+            raise ValueError(f"refine_epochs must be an integer >= 0, got {refine_epochs!r}")
         if isinstance(ridge, bool) or not isinstance(ridge, int | float) or not ridge > 0:
             raise ValueError(f"ridge must be a number > 0, got {ridge!r}")
         if algorithm not in ALGORITHMS:
@@ -72,7 +79,8 @@ class PtychoRecipe:
                          "epochs": epochs, "max_seconds": max_seconds,
                          "phase_only": bool(phase_only), "pretrained": pretrained,
                          "seed": int(seed), "device": device, "model": model,
-                         "synthetic_pairs": synthetic_pairs, "ridge": float(ridge)}
+                         "synthetic_pairs": synthetic_pairs, "ridge": float(ridge),
+                         "refine_epochs": refine_epochs}
 
     def check(self, start: dict[str, Any]) -> None:
         """Refuse a run that cannot be analysed (see :func:`check_ptycho_start`)."""
