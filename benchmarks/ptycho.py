@@ -45,6 +45,7 @@ from lowdose_bluesky.ptycho import (
     phase_scores,
     probe_diameter_px,
     reconstruct,
+    remove_phase_offset,
 )
 from lowdose_bluesky.ptycho import test_object as etched_object
 from lowdose_bluesky.recipes.ptycho.labels import illumination, reference_phase
@@ -182,18 +183,21 @@ def main() -> None:
                 area_rows.append((sample, photons, step, sn["ssim"], sl["ssim"], sr["ssim"],
                                   si["ssim"], scores_d["ssim"]))
                 if overlap == 0.0 and photons == photons_list[-1]:
-                    figure_panels[sample] = (truth, np.where(mask_d, phase_d, np.nan),
-                                             np.where(mask, phase_i, np.nan),
-                                             np.where(mask, stitched, np.nan),
-                                             np.where(mask, stitched_l, np.nan))
+                    # as scored: each estimate with its global phase offset removed
+                    figure_panels[sample] = (truth, *(
+                        remove_phase_offset(np.where(m, image, np.nan), truth)
+                        for m, image in ((mask_d, phase_d), (mask, phase_i),
+                                         (mask, stitched), (mask, stitched_l),
+                                         (mask, phase_r))))
             rows.append((sample, photons, None, f"PtychoNN training ({record['epochs']} "
                          f"epochs, {train_s:.0f} s)", len(dense), None, train_s))
             rows.append((sample, photons, None, "linear retrieval fit "
                          f"({linear_record['pairs']} pairs)", len(dense), None, linear_s))
     FIGURES.mkdir(exist_ok=True)
-    fig, axes = plt.subplots(len(figure_panels), 5, figsize=(16, 3.4 * len(figure_panels)))
+    fig, axes = plt.subplots(len(figure_panels), 6, figsize=(19, 3.4 * len(figure_panels)))
     titles = ("true phase", "iterative, dense field", "iterative, sparse (overlap 0)",
-              "PtychoNN, sparse (overlap 0)", "linear retrieval, sparse (overlap 0)")
+              "PtychoNN, sparse (overlap 0)", "linear retrieval, sparse (overlap 0)",
+              f"linear + pty-chi {REFINE_EPOCHS} ep. (overlap 0)")
     for r, (sample, panels) in enumerate(figure_panels.items()):
         for c, (panel, title) in enumerate(zip(panels, titles, strict=True)):
             ax = axes[r, c]
@@ -202,7 +206,7 @@ def main() -> None:
             ax.axis("off")
     fig.tight_layout()
     figure = FIGURES / "ptycho.png"
-    fig.savefig(figure, dpi=90)
+    fig.savefig(figure, dpi=110)
 
     def fmt(scores: dict | None, key: str, digits: int) -> str:
         return "" if scores is None else f"{scores[key]:.{digits}f}"

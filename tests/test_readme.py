@@ -85,7 +85,7 @@ PLAN: dict[str, tuple[str, object]] = {
         ("imports", "tests/callbacks/test_xrf_live.py"),
     "from lowdose_bluesky.devices.sim.ptycho import make_sim_ptycho":
         ("imports", "tests/callbacks/test_ptycho_live.py"),
-    "lowdose-bluesky demo --modality ptycho  # --method ptychonn|phase-only --epochs 30 "
+    "lowdose-bluesky demo --modality ptycho  # --method linear|ptychonn|phase-only --epochs 30 "
     "--training-budget 60": ("cli", "tests/test_cli_demo.py::test_ptycho_demo_end_to_end"),
     "from lowdose_bluesky.plans import knife_edge_plan, super_resolution_plan":
         ("imports", "tests/callbacks/test_sr_live.py"),
