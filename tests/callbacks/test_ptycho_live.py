@@ -19,19 +19,25 @@ SMALL = {"field": (0.0, 0.0, 3.2, 3.2), "train_field": (0.0, 0.0, 0.8, 3.2),
 FAST = {"iterative_epochs": 10, "epochs": 3, "max_seconds": 10.0, "synthetic_pairs": 2000}
 
 
-@pytest.mark.parametrize("model", ["linear", "ptychonn"])
-def test_scan_is_stitched_live_and_stored(tiled_client, frames_root, model):
+def scan_and_analyse(tiled_client, data_dir, options):
+    """One default scan of the small setup with the recipe's ``options``: sim, result."""
     RE = RunEngine({}, call_returns_result=False)
     subscribe_writer(RE, tiled_client, batch_size=10)
     sim = make_sim_ptycho(make_object((96, 96), seed=3), pattern_shape=(32, 32), seed=3,
-                          data_dir=frames_root / f"ptycho-live-{model}")
+                          data_dir=data_dir)
     live = LiveEnhancer(tiled_client, process=False, progress=False,
-                        recipe_options={"ptycho": {**FAST, "model": model}})
+                        recipe_options={"ptycho": {**FAST, **options}})
     RE.subscribe(live)
     (uid,) = RE(lowdose_ptycho_plan(**sim.devices, **SMALL))
     live.wait(timeout=300)
     live.close()
-    res = results(tiled_client, uid)
+    return sim, results(tiled_client, uid)
+
+
+@pytest.mark.parametrize("model", ["linear", "ptychonn"])
+def test_scan_is_stitched_live_and_stored(tiled_client, frames_root, model):
+    sim, res = scan_and_analyse(tiled_client, frames_root / f"ptycho-live-{model}",
+                                {"model": model})
     md = res.metadata
     assert res.status == "complete" and md["recipe"] == "ptycho"
     assert md["patterns"] == {"train": 5 * 17, "sparse": 4 * 6}
@@ -93,17 +99,8 @@ def test_a_scan_without_training_field_or_model_is_refused(RE, frames_root):
 
 
 def test_the_sparse_field_is_refined_from_the_learned_image(tiled_client, frames_root):
-    RE = RunEngine({}, call_returns_result=False)
-    subscribe_writer(RE, tiled_client, batch_size=10)
-    sim = make_sim_ptycho(make_object((96, 96), seed=3), pattern_shape=(32, 32), seed=3,
-                          data_dir=frames_root / "ptycho-refined")
-    live = LiveEnhancer(tiled_client, process=False, progress=False,
-                        recipe_options={"ptycho": {**FAST, "refine_epochs": 10}})
-    RE.subscribe(live)
-    (uid,) = RE(lowdose_ptycho_plan(**sim.devices, **SMALL))
-    live.wait(timeout=300)
-    live.close()
-    res = results(tiled_client, uid)
+    sim, res = scan_and_analyse(tiled_client, frames_root / "ptycho-refined",
+                                {"refine_epochs": 10})
     refined, learned = res.phase_refined, res.phase
     np.testing.assert_array_equal(np.isfinite(refined), np.isfinite(learned))
     assert res.metadata["refined"]["epochs"] == 10
