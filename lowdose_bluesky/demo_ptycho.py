@@ -23,7 +23,7 @@ from .demo import DemoFailed, _AbortOnSigint, demo_dirs, run_and_wait
 from .demo_xrf import _PixelProgress
 from .devices.sim.ptycho import make_sim_ptycho
 from .plans import lowdose_ptycho_plan
-from .ptycho import phase_scores
+from .ptycho import phase_scores, remove_phase_offset
 from .report import format_table
 from .storage import RAW, close, connect, results, subscribe_writer
 
@@ -171,6 +171,8 @@ def save_ptycho_figure(path: Path, truth: np.ndarray, iterative: np.ndarray,
     model = md.get("model") or {}
     label = ("linear retrieval" if model.get("model") == "linear" else
              "PtychoNN phase-only" if model.get("phase_only") else "PtychoNN")
+    # as scored: each estimate with its global phase offset removed
+    iterative, network = (remove_phase_offset(image, truth) for image in (iterative, network))
     panels = [
         (truth, "true phase"),
         (iterative, f"pty-chi, dense field (overlap {overlap.get('train') or 0:.2f})\n"
@@ -183,7 +185,7 @@ def save_ptycho_figure(path: Path, truth: np.ndarray, iterative: np.ndarray,
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return path
 

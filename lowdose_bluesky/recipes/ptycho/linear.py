@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ def fit_linear(patterns: np.ndarray, windows: np.ndarray, obj: np.ndarray, cover
     """
     from ...model.linear_retrieval import fit_linear_retrieval
 
+    t0 = time.monotonic()
     intensity = np.abs(probe) ** 2
     support = intensity >= SUPPORT_FRACTION * intensity.max()
     counts, labels = np.asarray(patterns, np.float32), np.asarray(windows)
@@ -50,6 +52,8 @@ def fit_linear(patterns: np.ndarray, windows: np.ndarray, obj: np.ndarray, cover
         labels = np.concatenate([simulated.windows, labels])
     model, record = fit_linear_retrieval(counts, np.angle(labels), support, ridge=ridge,
                                          scale=photons, seed=seed)
+    # seconds: the whole fit, the simulation of the pairs included
     record = {**record, "model": "linear", "measured_pairs": len(patterns),
-              "simulated_pairs": int(pairs), "photons": photons}
+              "simulated_pairs": int(pairs), "photons": photons,
+              "solve_s": record["seconds"], "seconds": time.monotonic() - t0}
     return model, record
