@@ -146,12 +146,18 @@ def test_show_rejects_an_unknown_uid(demo_run):
 
 
 # ---------------------------------------------------------------------------- Ctrl-C
+def _default_sigint() -> None:
+    """In the child: Ctrl-C as in a terminal, whatever this process's SIGINT disposition
+    (a child inherits an ignored SIGINT, and Python then never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_demo(argv: list[str], data: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "lowdose_bluesky.cli", "demo", "--no-progress", "--n2i-seconds",
          "2", "--data-dir", str(data), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=env)
+        text=True, env=env, preexec_fn=_default_sigint)
 
 
 def _interrupt_after(proc: subprocess.Popen, marker: str, delay: float,
