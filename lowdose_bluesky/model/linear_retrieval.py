@@ -35,11 +35,14 @@ import torch
 from ._checks import check_positive_float, check_positive_int
 from .checkpoint import json_safe, package_version, read_checkpoint, write_checkpoint
 
-__all__ = ["DEFAULT_RIDGE", "LinearRetrievalModel", "fit_linear_retrieval"]
+__all__ = ["DEFAULT_RIDGE", "MAX_PIXELS", "LinearRetrievalModel", "fit_linear_retrieval"]
 
 _KIND = "linear_retrieval"
 #: Ridge strength, relative to the mean eigenvalue of the features' covariance.
 DEFAULT_RIDGE = 0.3
+#: Most detector pixels a pattern may have: the fit solves a (pixels x pixels) system in
+#: float64, 2 GiB at 128 x 128 (and 32 GiB at 256 x 256).
+MAX_PIXELS = 128 * 128
 
 
 def _counts(patterns: Any, name: str = "patterns") -> np.ndarray:
@@ -223,6 +226,11 @@ def fit_linear_retrieval(patterns: np.ndarray, phase: np.ndarray, support: np.nd
                          f"{mask.shape} must agree: (N, H, W), (N, H, W) and (H, W)")
     if not mask.any():
         raise ValueError("support is empty: no pixel to predict")
+    if mask.size > MAX_PIXELS:
+        raise ValueError(f"patterns of {mask.shape[0]} x {mask.shape[1]} pixels are too large "
+                         f"for the linear retrieval (at most {MAX_PIXELS} pixels, e.g. "
+                         "128 x 128: its fit solves a pixels x pixels system); bin the "
+                         "patterns or use PtychoNN")
     if labels.dtype.kind not in "biuf" or not np.isfinite(labels).all():
         raise ValueError(f"phase must be finite real radians; got dtype {labels.dtype}")
     ridge = check_positive_float(ridge, "ridge")

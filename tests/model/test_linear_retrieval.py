@@ -112,3 +112,16 @@ def test_patterns_at_another_dose_are_predicted_with_their_dose():
     assert error(photons=5e5) < 0.5 * error()
     with pytest.raises(ValueError, match="photons"):
         model.predict(brighter.patterns, photons=0)
+
+
+def test_patterns_too_large_for_the_solve_are_refused():
+    with pytest.raises(ValueError, match=r"256 x 256 pixels are too large .*at most 16384"):
+        fit_linear_retrieval(np.ones((3, 256, 256)), np.zeros((3, 256, 256)),
+                             np.ones((256, 256), bool))
+
+
+def test_the_recipe_limit_is_the_model_limit():
+    from lowdose_bluesky.model.linear_retrieval import MAX_PIXELS
+    from lowdose_bluesky.recipes.ptycho.analysis import LINEAR_MAX_PIXELS
+
+    assert LINEAR_MAX_PIXELS == MAX_PIXELS

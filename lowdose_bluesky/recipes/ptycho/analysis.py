@@ -27,6 +27,9 @@ from .refine import refine
 
 __all__ = ["PUBLISH_EVERY_S", "PtychoAnalysis", "check_ptycho_start"]
 
+#: Most pixels of a pattern for the linear retrieval (its fit solves a pixels x pixels
+#: system; the same limit as ``model.linear_retrieval.MAX_PIXELS``, which imports torch).
+LINEAR_MAX_PIXELS = 128 * 128
 #: Least seconds between two publications of the live stitched image.
 PUBLISH_EVERY_S = 0.5
 #: Fraction of the probe's peak intensity below which the summed illumination leaves a
@@ -92,6 +95,11 @@ class PtychoAnalysis:
         self.pixel_size = float(ptycho["pixel_size_um"])
         self.probe = read_probe(ptycho["probe_file"])
         self.pattern_shape = (int(self.probe.shape[0]), int(self.probe.shape[1]))
+        if self.settings.get("model") == "linear" and \
+                self.pattern_shape[0] * self.pattern_shape[1] > LINEAR_MAX_PIXELS:
+            raise ValueError(f"run {start.get('uid')}: patterns of {self.pattern_shape} are "
+                             f"too large for model='linear' (at most {LINEAR_MAX_PIXELS} "
+                             "pixels); use model='ptychonn'")
         simulation = start.get("simulation") or {}
         self.obj_shape = object_grid({**ptycho, "object_shape": simulation.get("object_shape")},
                                      self.pattern_shape)
