@@ -44,11 +44,10 @@ from lowdose_bluesky.ptycho import (
     object_windows,
     phase_scores,
     probe_diameter_px,
-    reconstruct,
     remove_phase_offset,
 )
 from lowdose_bluesky.ptycho import test_object as etched_object
-from lowdose_bluesky.recipes.ptycho.labels import illumination, reference_phase
+from lowdose_bluesky.recipes.ptycho.labels import illumination, referred_reconstruction
 from lowdose_bluesky.recipes.ptycho.linear import fit_linear
 from lowdose_bluesky.recipes.ptycho.refine import refine
 
@@ -83,8 +82,7 @@ def iterative(patterns: np.ndarray, corners: np.ndarray, probe: np.ndarray,
               epochs: int) -> tuple[np.ndarray, float]:
     """The reconstructed object (phase referred as the recipe does) and the seconds."""
     t = time.perf_counter()
-    result = reconstruct(patterns, corners, probe, (N, N), epochs=epochs)
-    obj = reference_phase(result.obj, illumination(corners, probe, (N, N)))
+    obj, _ = referred_reconstruction(patterns, corners, probe, (N, N), epochs=epochs)
     return obj, time.perf_counter() - t
 
 

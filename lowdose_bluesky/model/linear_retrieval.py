@@ -57,6 +57,12 @@ def _counts(patterns: Any, name: str = "patterns") -> np.ndarray:
     return arr
 
 
+def _amplitudes(counts: np.ndarray, dose: float) -> np.ndarray:
+    """``(N, H * W)`` float32 features ``sqrt(counts / dose)`` of checked counts."""
+    flat = counts.reshape(len(counts), -1).astype(np.float32)
+    return np.sqrt(flat / np.float32(dose))
+
+
 class LinearRetrievalModel:
     """A fitted linear map from one pattern's amplitudes to the phase on the probe support.
 
@@ -117,8 +123,7 @@ class LinearRetrievalModel:
         if counts.shape[1:] != self.shape:
             raise ValueError(f"patterns must be {self.shape}; got {counts.shape[1:]}")
         dose = self.scale if photons is None else check_positive_float(photons, "photons")
-        flat = counts.reshape(len(counts), -1).astype(np.float32)
-        return np.sqrt(flat / np.float32(dose))
+        return _amplitudes(counts, dose)
 
     def predict(self, patterns: np.ndarray, batch_size: int = 4096, *,
                 photons: float | None = None) -> tuple[None, np.ndarray]:
@@ -240,9 +245,7 @@ def fit_linear_retrieval(patterns: np.ndarray, phase: np.ndarray, support: np.nd
         scale = float(counts.reshape(len(counts), -1).sum(axis=1).mean())
         if scale <= 0:
             raise ValueError("patterns hold no counts: no scale to normalise them by")
-    probe = LinearRetrievalModel(np.zeros((mask.size, int(mask.sum())), np.float32),
-                                 np.zeros(mask.size), np.zeros(int(mask.sum())), mask, scale)
-    x = probe.features(counts)
+    x = _amplitudes(counts, check_positive_float(scale, "scale"))
     y = labels[:, mask].astype(np.float32)
     order = np.random.default_rng(seed).permutation(len(x))
     n_val = round(validation_fraction * len(x)) if len(x) > 10 else 0

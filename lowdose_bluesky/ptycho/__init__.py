@@ -37,7 +37,12 @@ from lowdose_bluesky.ptycho.positions import (
     step_for_overlap,
     window_corners,
 )
-from lowdose_bluesky.ptycho.probe import check_probe, focused_probe, probe_diameter_px
+from lowdose_bluesky.ptycho.probe import (
+    check_probe,
+    focused_probe,
+    probe_diameter_px,
+    probe_support,
+)
 from lowdose_bluesky.ptycho.stitch import Stitcher, stitch
 
 __all__ = [
@@ -57,6 +62,7 @@ __all__ = [
     "overlap",
     "phase_scores",
     "probe_diameter_px",
+    "probe_support",
     "raster_positions",
     "reconstruct",
     "remove_phase_offset",

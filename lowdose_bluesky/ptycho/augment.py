@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from lowdose_bluesky.ptycho.forward import window_intensity
+from lowdose_bluesky.ptycho.probe import probe_support
 
 __all__ = ["SyntheticPairs", "synthetic_pairs"]
 
@@ -103,8 +104,7 @@ def synthetic_pairs(obj: np.ndarray, covered: np.ndarray, probe: np.ndarray, pho
     if not 0 < low <= high:
         raise ValueError(f"gain_range must be (low, high) with 0 < low <= high; got "
                          f"{gain_range!r}")
-    intensity = np.abs(p) ** 2
-    support = intensity >= support_fraction * intensity.max()
+    support = probe_support(p, support_fraction)
     corners = _lit_corners(lit, support)
     if len(corners) == 0:
         raise ValueError(f"no {p.shape} window of the {o.shape} object has its probe support "

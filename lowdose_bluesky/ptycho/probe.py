@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["check_probe", "focused_probe", "probe_diameter_px"]
+__all__ = ["check_probe", "focused_probe", "probe_diameter_px", "probe_support"]
 
 ENERGY_FRACTION = 0.9
 """Fraction of ``|P|^2`` inside the circle whose diameter :func:`probe_diameter_px` returns."""
@@ -61,6 +61,12 @@ def probe_diameter_px(probe: ArrayLike, *, fraction: float = ENERGY_FRACTION) ->
     r0, r1 = r_sorted[index - 1], r_sorted[min(index, r_sorted.size - 1)]
     t = 0.0 if c1 <= c0 else (fraction - c0) / (c1 - c0)
     return float(2.0 * (r0 + t * (r1 - r0)))
+
+
+def probe_support(probe: ArrayLike, fraction: float) -> np.ndarray:
+    """Boolean mask of the pixels where ``|P|^2`` reaches ``fraction`` of its peak."""
+    intensity = np.abs(np.asarray(probe)) ** 2
+    return intensity >= fraction * intensity.max()
 
 
 def _pupil_probe(shape: tuple[int, int], pupil_radius: float, defocus: float,

@@ -120,8 +120,18 @@ def test_patterns_too_large_for_the_solve_are_refused():
                              np.ones((256, 256), bool))
 
 
-def test_the_recipe_limit_is_the_model_limit():
-    from lowdose_bluesky.model.linear_retrieval import MAX_PIXELS
-    from lowdose_bluesky.recipes.ptycho.analysis import LINEAR_MAX_PIXELS
+def test_the_recipe_refuses_patterns_too_large_when_it_opens_the_run(tmp_path):
+    import h5py
 
-    assert LINEAR_MAX_PIXELS == MAX_PIXELS
+    from lowdose_bluesky.recipes.ptycho import PtychoRecipe
+
+    probe_file = tmp_path / "probe.h5"
+    with h5py.File(probe_file, "w") as f:
+        f["probe"] = np.ones((160, 160), np.complex64)
+    start = {"uid": "run-1", "ptycho": {
+        "pattern_key": "pixel", "x_key": "x", "y_key": "y", "pixel_size_um": 0.05,
+        "probe_file": str(probe_file), "train_positions": 10, "field": (0, 0, 1, 1)}}
+    with pytest.raises(ValueError, match=r"run run-1: patterns of \(160, 160\) are too large "
+                                         r"for model='linear' \(at most 16384 pixels\)"):
+        PtychoRecipe().open(start, context=None)
+    PtychoRecipe(model="ptychonn").open(start, context=None)  # PtychoNN takes them

@@ -20,16 +20,13 @@ import h5py
 import numpy as np
 
 from ...engine import AnalysisOutput, FrameRef, RunContext, read_frames
-from ...ptycho import Stitcher, object_windows, reconstruct
-from .labels import illumination, object_grid, reference_phase
+from ...ptycho import Stitcher, object_windows
+from .labels import object_grid, referred_reconstruction
 from .linear import clear_field_counts, fit_linear
 from .refine import refine
 
 __all__ = ["PUBLISH_EVERY_S", "PtychoAnalysis", "check_ptycho_start"]
 
-#: Most pixels of a pattern for the linear retrieval (its fit solves a pixels x pixels
-#: system; the same limit as ``model.linear_retrieval.MAX_PIXELS``, which imports torch).
-LINEAR_MAX_PIXELS = 128 * 128
 #: Least seconds between two publications of the live stitched image.
 PUBLISH_EVERY_S = 0.5
 #: Fraction of the probe's peak intensity below which the summed illumination leaves a
@@ -95,11 +92,13 @@ class PtychoAnalysis:
         self.pixel_size = float(ptycho["pixel_size_um"])
         self.probe = read_probe(ptycho["probe_file"])
         self.pattern_shape = (int(self.probe.shape[0]), int(self.probe.shape[1]))
-        if self.settings.get("model") == "linear" and \
-                self.pattern_shape[0] * self.pattern_shape[1] > LINEAR_MAX_PIXELS:
-            raise ValueError(f"run {start.get('uid')}: patterns of {self.pattern_shape} are "
-                             f"too large for model='linear' (at most {LINEAR_MAX_PIXELS} "
-                             "pixels); use model='ptychonn'")
+        if self.settings.get("model") == "linear":
+            from ...model.linear_retrieval import MAX_PIXELS
+
+            if self.pattern_shape[0] * self.pattern_shape[1] > MAX_PIXELS:
+                raise ValueError(f"run {start.get('uid')}: patterns of {self.pattern_shape} "
+                                 f"are too large for model='linear' (at most {MAX_PIXELS} "
+                                 "pixels); use model='ptychonn'")
         simulation = start.get("simulation") or {}
         self.obj_shape = object_grid({**ptycho, "object_shape": simulation.get("object_shape")},
                                      self.pattern_shape)
@@ -179,12 +178,10 @@ class PtychoAnalysis:
             patterns = np.stack(self.train_patterns)
             corners = np.asarray(self.train_corners)
             t = time.monotonic()
-            result = reconstruct(patterns, corners, self.probe, self.obj_shape,
-                                 algorithm=s["algorithm"], epochs=s["iterative_epochs"],
-                                 seed=s["seed"],
-                                 photons=self.ptycho.get("photons_per_pattern"))
-            lit = illumination(corners, self.probe, self.obj_shape)
-            obj = reference_phase(result.obj, lit)
+            obj, lit = referred_reconstruction(
+                patterns, corners, self.probe, self.obj_shape, algorithm=s["algorithm"],
+                epochs=s["iterative_epochs"], seed=s["seed"],
+                photons=self.ptycho.get("photons_per_pattern"))
             covered = lit >= COVERAGE_THRESHOLD * float(np.max(np.abs(self.probe) ** 2))
             self.iterative = {"obj": obj, "covered": covered,
                               "seconds": time.monotonic() - t, "algorithm": s["algorithm"],

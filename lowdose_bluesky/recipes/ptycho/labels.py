@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from ...ptycho import window_corners
+from ...ptycho import reconstruct, window_corners
 
-__all__ = ["illumination", "object_grid", "reference_phase"]
+__all__ = ["illumination", "object_grid", "reference_phase", "referred_reconstruction"]
 
 
 def reference_phase(obj: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -46,3 +48,14 @@ def illumination(corners: np.ndarray, probe: np.ndarray, obj_shape: tuple[int, i
     for row, col in window_corners(corners):
         out[row:row + h, col:col + w] += intensity
     return out
+
+
+def referred_reconstruction(patterns: np.ndarray, corners: np.ndarray, probe: np.ndarray,
+                            obj_shape: tuple[int, int], **options: Any
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """pty-chi's object (:func:`~lowdose_bluesky.ptycho.reconstruct` with ``options``),
+    its phase referred to the illuminated mean (:func:`reference_phase`), and the
+    illumination ``|P|^2`` summed over ``corners``."""
+    result = reconstruct(patterns, corners, probe, obj_shape, **options)
+    lit = illumination(corners, probe, obj_shape)
+    return reference_phase(result.obj, lit), lit

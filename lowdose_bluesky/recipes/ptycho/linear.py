@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ...ptycho import probe_support
 from ...ptycho.augment import synthetic_pairs
 
 __all__ = ["SUPPORT_FRACTION", "clear_field_counts", "fit_linear"]
@@ -42,8 +43,7 @@ def fit_linear(patterns: np.ndarray, windows: np.ndarray, obj: np.ndarray, cover
     from ...model.linear_retrieval import fit_linear_retrieval
 
     t0 = time.monotonic()
-    intensity = np.abs(probe) ** 2
-    support = intensity >= SUPPORT_FRACTION * intensity.max()
+    support = probe_support(probe, SUPPORT_FRACTION)
     counts, labels = np.asarray(patterns, np.float32), np.asarray(windows)
     if pairs:
         simulated = synthetic_pairs(obj, covered, probe, photons, pairs,

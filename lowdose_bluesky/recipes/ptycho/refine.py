@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ...ptycho import reconstruct
-from .labels import illumination, reference_phase
+from .labels import referred_reconstruction
 
 __all__ = ["refine"]
 
@@ -47,9 +46,8 @@ def refine(patterns: np.ndarray, corners: np.ndarray, probe: np.ndarray,
     start_phase = np.nan_to_num(np.asarray(phase, float), nan=0.0)
     start_amplitude = (np.ones_like(start_phase) if amplitude is None else
                        np.clip(np.nan_to_num(np.asarray(amplitude, float), nan=1.0), 0.0, 1.0))
-    result = reconstruct(patterns, corners, probe, start_phase.shape, algorithm=algorithm,
-                         epochs=epochs, seed=seed, photons=photons,
-                         initial_object=start_amplitude * np.exp(1j * start_phase))
-    obj = reference_phase(result.obj, illumination(corners, probe, start_phase.shape))
+    obj, _ = referred_reconstruction(
+        patterns, corners, probe, start_phase.shape, algorithm=algorithm, epochs=epochs,
+        seed=seed, photons=photons, initial_object=start_amplitude * np.exp(1j * start_phase))
     return obj, {"epochs": epochs, "algorithm": algorithm,
                  "seconds": time.monotonic() - t}
